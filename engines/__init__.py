@@ -1,0 +1,1 @@
+"""Engine adapters (llama.cpp, ...) and the Ray pool that places and supervises replicas."""

@@ -1,0 +1,153 @@
+"""The Ray pool: places one actor per replica; each actor owns its engine server process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError
+
+from kz_jupyter.engine_api import get_engine
+from kz_jupyter.engines.process import EngineProcess, free_port
+from kz_jupyter.planner import Plan
+
+RAY_NAMESPACE = "kz_jupyter"
+LOCAL_NODE_IP = "127.0.0.1"
+
+
+class ReplicaActor:
+    """A Ray actor that owns one engine server process on the node Ray placed it on."""
+
+    def __init__(self, log_path: str):
+        self.engine_process = EngineProcess(Path(log_path))
+
+    def start(self, engine_name: str, plan: dict, served_name: str, host: str | None) -> dict:
+        """Start the engine on a free port of host (default: this node's address in Ray)."""
+        node_id = ray.get_runtime_context().get_node_id()
+        if host is None:
+            host = next(n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id)
+        port = free_port(host)
+        spec = get_engine(engine_name).launch_spec(Plan.from_dict(plan), served_name, host, port)
+        pid = self.engine_process.start(spec)
+        return {
+            "host": host,
+            "port": port,
+            "pid": pid,
+            "endpoint": f"http://{host}:{port}",
+            "readiness_path": spec.readiness_path,
+            "node_id": node_id,
+        }
+
+    def returncode(self) -> int | None:
+        """Return the engine's exit status, or None while it runs."""
+        return self.engine_process.returncode()
+
+    def tail(self, lines: int) -> list[str]:
+        """Return the last lines of the engine's log."""
+        return self.engine_process.tail(lines)
+
+    def stop(self) -> int | None:
+        """Stop the engine process and return its exit status."""
+        return self.engine_process.stop()
+
+
+@dataclass
+class ReplicaHandle:
+    """The controller's handle on one placed replica."""
+
+    actor: ray.actor.ActorHandle
+    info: dict
+
+
+class PlacementError(RuntimeError):
+    """Ray could not place a replica: no node has the resources, or the actor died."""
+
+
+class RayPool:
+    """Starts (or joins) Ray lazily and places replica actors on nodes with the resources.
+
+    Engines listen on `engine_host`: loopback for a local Ray; for a cluster, each node's address
+    as Ray knows it, unless `engine_host` names one (e.g. 127.0.0.1 for a single-host cluster).
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        engine_host: str | None = None,
+        placement_timeout: float = 60.0,
+    ):
+        self.address = address or os.environ.get("KZ_RAY_ADDRESS") or None
+        self.engine_host = engine_host or (None if self.address else LOCAL_NODE_IP)
+        self.placement_timeout = placement_timeout
+        self._lock = threading.Lock()
+
+    def ensure_started(self) -> None:
+        """Start a local Ray, or connect to the configured cluster, unless already connected."""
+        with self._lock:
+            if ray.is_initialized():
+                return
+            if self.address:
+                ray.init(
+                    address=self.address,
+                    namespace=RAY_NAMESPACE,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
+            else:
+                ray.init(
+                    namespace=RAY_NAMESPACE,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                    _node_ip_address=LOCAL_NODE_IP,
+                )
+
+    def start_replica(
+        self, engine_name: str, plan: Plan, served_name: str, log_path: Path, num_cpus: float
+    ) -> ReplicaHandle:
+        """Place a replica actor and start its engine; raise PlacementError when Ray cannot."""
+        self.ensure_started()
+        actor_class = ray.remote(ReplicaActor).options(
+            num_cpus=num_cpus, max_restarts=0, max_concurrency=1
+        )
+        actor = actor_class.remote(str(log_path))
+        try:
+            info = ray.get(
+                actor.start.remote(engine_name, plan.to_dict(), served_name, self.engine_host),
+                timeout=self.placement_timeout,
+            )
+        except GetTimeoutError:
+            ray.kill(actor)
+            raise PlacementError(
+                f"Ray found no node with {num_cpus} free CPU(s) within "
+                f"{self.placement_timeout:.0f} s: stop another deployment or add a node."
+            ) from None
+        except RayActorError as error:
+            raise PlacementError(f"The replica actor died while starting: {error}") from None
+        return ReplicaHandle(actor=actor, info=info)
+
+    def returncode(self, handle: ReplicaHandle) -> int | None:
+        """Return the engine's exit status (None while running); -1 when the actor is gone."""
+        try:
+            return ray.get(handle.actor.returncode.remote(), timeout=30)
+        except (RayActorError, GetTimeoutError):
+            return -1
+
+    def tail(self, handle: ReplicaHandle, lines: int) -> list[str]:
+        """Return the last lines of the replica's engine log."""
+        try:
+            return ray.get(handle.actor.tail.remote(lines), timeout=30)
+        except (RayActorError, GetTimeoutError):
+            return []
+
+    def stop_replica(self, handle: ReplicaHandle) -> None:
+        """Stop the engine, then end the actor so its resources return to the pool."""
+        try:
+            ray.get(handle.actor.stop.remote(), timeout=30)
+        except (RayActorError, GetTimeoutError):
+            pass
+        ray.kill(handle.actor)

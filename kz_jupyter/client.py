@@ -1,0 +1,129 @@
+"""The REST client that magics and scripts use to talk to the kz server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+
+from kz_jupyter.connection import ServerConnection, connect
+from kz_jupyter.errors import KzError
+from kz_jupyter.states import DeploymentStatus
+
+WAIT_POLL_SECONDS = 0.2
+
+
+def _error_message(response: httpx.Response) -> str:
+    """Pull the human message out of an error response (Jupyter or OpenAI form)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    if isinstance(body, dict):
+        if isinstance(body.get("error"), dict):
+            return body["error"].get("message", str(body))
+        if body.get("message"):
+            return body["message"]
+    return f"HTTP {response.status_code}"
+
+
+class KzClient:
+    """A client of the kz REST API and its OpenAI-compatible proxy."""
+
+    def __init__(self, connection: ServerConnection | None = None, timeout: float = 60.0):
+        self.connection = connection or connect()
+        self._http = httpx.Client(
+            headers={"Authorization": f"token {self.connection.token}"}, timeout=timeout
+        )
+
+    @property
+    def openai_base_url(self) -> str:
+        """The base URL to give any OpenAI client."""
+        return self.connection.url("kz/v1")
+
+    def _request(self, method: str, *path: str, **kwargs) -> object:
+        """Send a request to the REST API and return its JSON, raising KzError on failure."""
+        url = self.connection.url("kz/api", *path)
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as error:
+            raise KzError(f"Cannot reach the kz server at {url}: {error}") from None
+        if response.status_code >= 400:
+            raise KzError(_error_message(response))
+        return response.json()
+
+    def hardware(self) -> dict:
+        """Return the server machine's hardware profile."""
+        return self._request("GET", "hardware")
+
+    def deployments(self) -> list[dict]:
+        """Return every deployment."""
+        return self._request("GET", "deployments")
+
+    def deployment(self, name: str) -> dict:
+        """Return one deployment."""
+        return self._request("GET", "deployments", name)
+
+    def deploy(self, model: str, **options) -> dict:
+        """Request a deployment (name, engine, context_length, replicas are optional)."""
+        body = {"model": model, **{k: v for k, v in options.items() if v is not None}}
+        return self._request("POST", "deployments", json=body)
+
+    def stop(self, name: str) -> dict:
+        """Stop a deployment and return its final record."""
+        return self._request("DELETE", "deployments", name)
+
+    def logs(self, name: str, lines: int = 200) -> dict:
+        """Return the last lines of each replica's log, with detected issues."""
+        return self._request("GET", "deployments", name, "logs", params={"lines": lines})
+
+    def wait(
+        self,
+        name: str,
+        on_transition: Callable[[dict], None] | None = None,
+        timeout: float = 900.0,
+    ) -> dict:
+        """Wait until a deployment is DEPLOYED or has ended; report each transition."""
+        seen = 0
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.deployment(name)
+            for entry in record["history"][seen:]:
+                if on_transition is not None:
+                    on_transition(entry)
+            seen = len(record["history"])
+            status = DeploymentStatus(record["status"])
+            if status is DeploymentStatus.DEPLOYED or status.is_terminal:
+                return record
+            if time.monotonic() > deadline:
+                raise KzError(f"'{name}' is still {status.value} after {timeout:.0f} s.")
+            time.sleep(WAIT_POLL_SECONDS)
+
+    def openai(self):
+        """Return an `openai.OpenAI` client pointed at the proxy."""
+        import openai
+
+        return openai.OpenAI(base_url=self.openai_base_url, api_key=self.connection.token)
+
+    def chat(
+        self, name: str, messages: list[dict], max_tokens: int | None = None, **params
+    ) -> Iterator[str]:
+        """Stream a chat completion from a deployment, yielding text as it arrives."""
+        import openai
+
+        try:
+            stream = self.openai().chat.completions.create(
+                model=name, messages=messages, stream=True, max_tokens=max_tokens, **params
+            )
+            for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except openai.APIStatusError as error:
+            raise KzError(_error_message(error.response)) from None
+        except openai.APIConnectionError as error:
+            raise KzError(f"Cannot reach {self.openai_base_url}: {error}") from None
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()

@@ -1,0 +1,99 @@
+"""The engine contract, and the registry that finds engines through entry points."""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+from kz_jupyter.states import ErrorCode
+
+if TYPE_CHECKING:
+    from kz_jupyter.planner import Plan
+
+ENTRY_POINT_GROUP = "kz_jupyter.engines"
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """How to start an engine's OpenAI-compatible server: a command line and its environment.
+
+    `program` None means "the Python interpreter running the replica", so the same spec works
+    on every node of a Ray cluster.
+    """
+
+    args: tuple[str, ...]
+    program: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    readiness_path: str = "/v1/models"
+
+
+class Engine(ABC):
+    """An inference engine that serves a model behind an OpenAI-compatible HTTP server.
+
+    Rules for implementers:
+    - `availability()` never raises: it answers (available, version, reason) so a user is told
+      what to install instead of seeing a traceback.
+    - `launch_spec()` only builds the command line; it starts nothing and does no I/O. The server
+      it describes must listen on exactly the given host and port, serve the OpenAI routes under
+      `/v1`, and answer `readiness_path` with HTTP 200 once the model is loaded, not before.
+    - `log_patterns` map engine log lines to error codes; the first match wins, so order them
+      from the most specific to the most generic.
+    """
+
+    name: ClassVar[str]
+    formats: ClassVar[tuple[str, ...]]
+    log_patterns: ClassVar[tuple[tuple[re.Pattern[str], ErrorCode], ...]] = ()
+
+    @abstractmethod
+    def availability(self) -> tuple[bool, str, str]:
+        """Return (available, version, reason when not available)."""
+
+    @abstractmethod
+    def launch_spec(self, plan: Plan, served_name: str, host: str, port: int) -> LaunchSpec:
+        """Return the command that serves the planned model as served_name on host:port."""
+
+    def plan_chat(self, architecture: str, has_template: bool) -> tuple[str | None, bool, str]:
+        """Return (chat format override, can chat, reason) for a model of this architecture."""
+        if has_template:
+            return None, True, "the model's own chat template"
+        return None, False, "the model has no chat template: use completions"
+
+
+def distribution_version(name: str) -> str | None:
+    """Return an installed distribution's version, or None when it is not installed."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def load_engines() -> dict[str, Engine]:
+    """Instantiate every engine registered in the `kz_jupyter.engines` entry-point group."""
+    engines: dict[str, Engine] = {}
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        engine_class = entry_point.load()
+        engines[entry_point.name] = engine_class()
+    return engines
+
+
+def get_engine(name: str) -> Engine:
+    """Return the engine registered under name, or raise KeyError naming the known ones."""
+    engines = load_engines()
+    if name not in engines:
+        known = ", ".join(sorted(engines)) or "none"
+        raise KeyError(f"Unknown engine '{name}'. Known engines: {known}.")
+    return engines[name]
+
+
+def engine_availability() -> list[dict]:
+    """Report, for every registered engine, whether it can run here and why not."""
+    report = []
+    for name, engine in sorted(load_engines().items()):
+        available, version, reason = engine.availability()
+        report.append({"name": name, "available": available, "version": version, "reason": reason})
+    return report

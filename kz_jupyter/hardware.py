@@ -1,0 +1,133 @@
+"""What this machine has: CPU, memory, GPUs, and which engines can run here."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from dataclasses import dataclass, field
+
+import psutil
+
+from kz_jupyter.engine_api import engine_availability
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """One NVIDIA GPU as NVML reports it."""
+
+    index: int
+    name: str
+    memory_total: int
+    memory_used: int
+    memory_free: int
+    driver: str = ""
+
+
+@dataclass(frozen=True)
+class EngineAvailability:
+    """Whether one engine can run here, and why not when it cannot."""
+
+    name: str
+    available: bool
+    version: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    """A snapshot of the machine a deployment would run on."""
+
+    system: str
+    machine: str
+    cpu_model: str
+    cpu_cores_physical: int
+    cpu_cores_logical: int
+    ram_total: int
+    ram_available: int
+    apple_silicon: bool
+    gpus: tuple[GpuInfo, ...] = ()
+    gpu_note: str = ""
+    engines: tuple[EngineAvailability, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        """Return the profile as plain JSON-ready data."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> HardwareProfile:
+        """Rebuild a profile from `to_dict` output (as received over the REST API)."""
+        values = dict(data)
+        values["gpus"] = tuple(GpuInfo(**gpu) for gpu in data.get("gpus", ()))
+        values["engines"] = tuple(EngineAvailability(**e) for e in data.get("engines", ()))
+        return cls(**values)
+
+
+def _cpu_model() -> str:
+    """Return the CPU's marketing name, falling back to the architecture."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _nvidia_gpus() -> tuple[tuple[GpuInfo, ...], str]:
+    """List NVIDIA GPUs through NVML; no driver or no GPU is a normal, explained answer."""
+    try:
+        import pynvml
+    except ImportError:
+        return (), "nvidia-ml-py is not installed"
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as error:
+        return (), f"no NVIDIA driver or GPU ({error})"
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        gpus = []
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            gpus.append(
+                GpuInfo(
+                    index=index,
+                    name=_text(pynvml.nvmlDeviceGetName(handle)),
+                    memory_total=int(memory.total),
+                    memory_used=int(memory.used),
+                    memory_free=int(memory.free),
+                    driver=_text(driver),
+                )
+            )
+        return tuple(gpus), "" if gpus else "NVIDIA driver found, no GPU"
+    except pynvml.NVMLError as error:
+        return (), f"NVML error: {error}"
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _text(value: str | bytes) -> str:
+    """Decode NVML strings, which older bindings return as bytes."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def probe_hardware() -> HardwareProfile:
+    """Probe this machine and return its profile."""
+    memory = psutil.virtual_memory()
+    gpus, gpu_note = _nvidia_gpus()
+    system = platform.system()
+    machine = platform.machine()
+    return HardwareProfile(
+        system=system,
+        machine=machine,
+        cpu_model=_cpu_model(),
+        cpu_cores_physical=psutil.cpu_count(logical=False) or 0,
+        cpu_cores_logical=psutil.cpu_count(logical=True) or 0,
+        ram_total=int(memory.total),
+        ram_available=int(memory.available),
+        apple_silicon=system == "Darwin" and machine == "arm64",
+        gpus=gpus,
+        gpu_note=gpu_note,
+        engines=tuple(EngineAvailability(**a) for a in engine_availability()),
+    )

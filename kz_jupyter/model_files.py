@@ -1,0 +1,106 @@
+"""Turn a model reference into the files on disk that an engine will load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import snapshot_download, try_to_load_from_cache
+from huggingface_hub.errors import LocalEntryNotFoundError
+
+from kz_jupyter.references import HubRepo, LocalPath, ModelReference, PipShippedModel
+from kz_jupyter.states import ErrorCode
+
+
+@dataclass(frozen=True)
+class LocatedModel:
+    """Model files found on disk, with their format and where they came from."""
+
+    path: Path
+    format: str
+    source: str
+
+    def to_dict(self) -> dict:
+        """Return JSON-ready data."""
+        return {"path": str(self.path), "format": self.format, "source": self.source}
+
+
+class ModelNotFoundError(LookupError):
+    """The model's files are not on disk; `code` says which lifecycle error this is."""
+
+    def __init__(self, message: str, code: ErrorCode = ErrorCode.MODEL_LOADING_FAILURE):
+        super().__init__(message)
+        self.code = code
+
+
+def _format_of_directory(directory: Path) -> tuple[Path, str]:
+    """Pick the model inside a directory: its single GGUF file, or safetensors weights."""
+    ggufs = sorted(directory.glob("*.gguf"))
+    if len(ggufs) == 1:
+        return ggufs[0], "gguf"
+    if len(ggufs) > 1:
+        names = ", ".join(p.name for p in ggufs[:6])
+        raise ModelNotFoundError(
+            f"{directory} holds several GGUF files ({names}): name the file you want."
+        )
+    if any(directory.glob("*.safetensors")) and (directory / "config.json").is_file():
+        return directory, "safetensors"
+    raise ModelNotFoundError(
+        f"{directory} holds no model: expected a .gguf file, or config.json with .safetensors."
+    )
+
+
+def _locate_local(ref: LocalPath) -> LocatedModel:
+    """Check a local path and find its model format."""
+    path = ref.path
+    if not path.exists():
+        raise ModelNotFoundError(f"Model file not found: {path}. Check the path and try again.")
+    if path.is_dir():
+        path, fmt = _format_of_directory(path)
+        return LocatedModel(path=path, format=fmt, source="local")
+    if path.suffix.lower() != ".gguf":
+        raise ModelNotFoundError(
+            f"{path} is not a model file this version can serve: give a .gguf file or a "
+            "directory with config.json and .safetensors."
+        )
+    return LocatedModel(path=path, format="gguf", source="local")
+
+
+def _locate_cached_hub(ref: HubRepo) -> LocatedModel:
+    """Find a Hub model in the local Hugging Face cache, without any network access."""
+    hint = (
+        f"'{ref.repo_id}' is not in the local Hugging Face cache: download it first "
+        f"(hf download {ref.repo_id}"
+    )
+    if ref.filename:
+        cached = try_to_load_from_cache(ref.repo_id, ref.filename, revision=ref.revision)
+        if not isinstance(cached, str):
+            raise ModelNotFoundError(f"{hint} {ref.filename}).", ErrorCode.MUST_REDOWNLOAD)
+        return LocatedModel(path=Path(cached), format="gguf", source="hub-cache")
+    try:
+        snapshot = Path(
+            snapshot_download(ref.repo_id, revision=ref.revision, local_files_only=True)
+        )
+    except (LocalEntryNotFoundError, FileNotFoundError):
+        raise ModelNotFoundError(f"{hint}).", ErrorCode.MUST_REDOWNLOAD) from None
+    ggufs = sorted(snapshot.rglob("*.gguf"))
+    if ref.quant:
+        ggufs = [p for p in ggufs if ref.quant.lower() in p.name.lower()]
+    if len(ggufs) == 1:
+        return LocatedModel(path=ggufs[0], format="gguf", source="hub-cache")
+    path, fmt = _format_of_directory(snapshot)
+    return LocatedModel(path=path, format=fmt, source="hub-cache")
+
+
+def locate_model(ref: ModelReference) -> LocatedModel:
+    """Return the files for a reference, or raise ModelNotFoundError saying what to do."""
+    if isinstance(ref, LocalPath):
+        return _locate_local(ref)
+    if isinstance(ref, PipShippedModel):
+        if not ref.path.is_file():
+            raise ModelNotFoundError(
+                f"{ref.path} from {ref.distribution} is missing: reinstall that package.",
+                ErrorCode.MUST_REDOWNLOAD,
+            )
+        return LocatedModel(path=ref.path, format="gguf", source=f"pip:{ref.distribution}")
+    return _locate_cached_hub(ref)

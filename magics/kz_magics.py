@@ -1,0 +1,153 @@
+"""The `%kz` line magic and `%%kz` cell magic: one entry point, subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from traitlets import Unicode
+
+from kz_jupyter.client import KzClient
+from kz_jupyter.errors import KzError
+from kz_jupyter.magics.text import (
+    format_deployments,
+    format_failure,
+    format_hardware,
+    format_logs,
+    format_transition,
+)
+
+USAGE = """\
+%kz hw                          hardware of the server machine and usable engines
+%kz deploy MODEL [--name N] [--engine E] [--context N] [--replicas N]
+%kz chat NAME PROMPT... [--max-tokens N] [--temperature T]
+                                stream a reply (%%kz chat NAME: the cell body is the prompt)
+%kz ps                          list deployments
+%kz logs NAME [--lines N]       the engine's log, issue lines marked with '!'
+%kz stop NAME                   stop a deployment and its engine processes"""
+
+
+class UsageError(ValueError):
+    """A magic line that does not parse; the message is the usage hint."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser that raises instead of exiting the kernel."""
+
+    def error(self, message: str) -> None:
+        """Raise a UsageError with the parser's usage line."""
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:
+        """Raise instead of exiting (argparse calls this for --help)."""
+        raise UsageError(message or self.format_help())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the parser for every %kz subcommand."""
+    parser = _Parser(prog="%kz", add_help=False)
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    commands.add_parser("hw", add_help=False)
+    commands.add_parser("ps", add_help=False)
+    commands.add_parser("help", add_help=False)
+    deploy = commands.add_parser("deploy", add_help=False)
+    deploy.add_argument("model")
+    deploy.add_argument("--name")
+    deploy.add_argument("--engine")
+    deploy.add_argument("--context", type=int, dest="context_length")
+    deploy.add_argument("--replicas", type=int, default=1)
+    chat = commands.add_parser("chat", add_help=False)
+    chat.add_argument("name", nargs="?")
+    chat.add_argument("prompt", nargs="*")
+    chat.add_argument("--max-tokens", type=int, default=256)
+    chat.add_argument("--temperature", type=float)
+    logs = commands.add_parser("logs", add_help=False)
+    logs.add_argument("name")
+    logs.add_argument("--lines", type=int, default=100)
+    stop = commands.add_parser("stop", add_help=False)
+    stop.add_argument("name")
+    return parser
+
+
+@magics_class
+class KzMagics(Magics):
+    """`%kz` magics: deploy local LLMs, chat with them, watch them."""
+
+    default_deployment = Unicode(
+        "", config=True, help="Deployment `%kz chat` uses when no name is given."
+    ).tag(config=True)
+
+    def __init__(self, shell=None, **kwargs):
+        super().__init__(shell=shell, **kwargs)
+        self._client: KzClient | None = None
+        self._parser = build_parser()
+
+    @property
+    def client(self) -> KzClient:
+        """The REST client, connected on first use."""
+        if self._client is None:
+            self._client = KzClient()
+        return self._client
+
+    @line_cell_magic
+    def kz(self, line: str, cell: str | None = None) -> None:
+        """Run a kz subcommand; errors are one clear line, never a traceback."""
+        try:
+            args = self._parser.parse_args(shlex.split(line))
+            handler = getattr(self, f"_do_{args.command or 'help'}")
+            handler(args, cell)
+        except (KzError, UsageError) as error:
+            print(f"kz: {error}", file=sys.stderr)
+        except ValueError as error:  # shlex: unbalanced quotes
+            print(f"kz: cannot parse the line ({error})", file=sys.stderr)
+
+    def _do_help(self, args, cell) -> None:
+        print(USAGE)
+
+    def _do_hw(self, args, cell) -> None:
+        print(format_hardware(self.client.hardware()))
+
+    def _do_ps(self, args, cell) -> None:
+        print(format_deployments(self.client.deployments()))
+
+    def _do_deploy(self, args, cell) -> None:
+        record = self.client.deploy(
+            args.model,
+            name=args.name,
+            engine=args.engine,
+            context_length=args.context_length,
+            replicas=args.replicas,
+        )
+        name, started = record["name"], record["created_at"]
+        print(f"Deploying {args.model} as '{name}'")
+        final = self.client.wait(
+            name, on_transition=lambda entry: print(format_transition(entry, started), flush=True)
+        )
+        if final["status"] != "DEPLOYED":
+            raise KzError(format_failure(final))
+        print(f"'{name}' is ready: OpenAI endpoint {self.client.openai_base_url} (model='{name}')")
+
+    def _do_chat(self, args, cell) -> None:
+        name, words = args.name, list(args.prompt)
+        if cell is None and not words and self.default_deployment and name:
+            name, words = self.default_deployment, [name]
+        name = name or self.default_deployment
+        if not name:
+            raise UsageError("name a deployment: %kz chat NAME PROMPT")
+        prompt = cell.strip() if cell is not None else " ".join(words)
+        if not prompt:
+            raise UsageError(f"no prompt: %kz chat {name} PROMPT, or %%kz chat {name} + cell")
+        messages = [{"role": "user", "content": prompt}]
+        options = {} if args.temperature is None else {"temperature": args.temperature}
+        for text in self.client.chat(name, messages, max_tokens=args.max_tokens, **options):
+            print(text, end="", flush=True)
+        print()
+
+    def _do_logs(self, args, cell) -> None:
+        print(format_logs(self.client.logs(args.name, args.lines)))
+
+    def _do_stop(self, args, cell) -> None:
+        record = self.client.stop(args.name)
+        print(f"'{record['name']}' is {record['status']}.")

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up everything kz-jupyter needs on a fresh machine: .venv with the package, its engines,
+# the demo model and the test tools; the server extension enabled for that environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+LLAMA_VERSION=0.3.36
+# A portable CPU build of llama.cpp. A native build (-march=native) enables AMX on CPUs that
+# advertise it, and its AMX matmul segfaults on virtual machines that do not really allow AMX;
+# a native wheel is also unsafe to reuse on another machine.
+LLAMA_CMAKE_ARGS=""
+if [ "$(uname -m)" = "x86_64" ]; then
+  LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+fi
+FLAGS_KEY=$(printf '%s' "$LLAMA_CMAKE_ARGS" | sha1sum | cut -c1-10)
+WHEELS="${KZ_WHEEL_CACHE:-$HOME/.cache/kz-jupyter/wheels}/llama-cpp-python-$LLAMA_VERSION-$FLAGS_KEY"
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+PIP=(.venv/bin/python -m pip --disable-pip-version-check)
+"${PIP[@]}" install -q --upgrade pip "setuptools>=69" wheel
+
+if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  echo "Building llama-cpp-python $LLAMA_VERSION once (about 8 minutes on 2 cores)..."
+  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "${PIP[@]}" wheel -q --no-deps --no-cache-dir \
+    -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
+fi
+"${PIP[@]}" install -q "$WHEELS"/llama_cpp_python-*.whl
+"${PIP[@]}" install -q -e ".[test,lab]"
+# An editable install skips data files: put the extension's config where the wheel puts it.
+mkdir -p .venv/etc/jupyter/jupyter_server_config.d
+cp etc/jupyter/jupyter_server_config.d/kz_jupyter.json .venv/etc/jupyter/jupyter_server_config.d/
+echo "kz-jupyter is set up in .venv"

@@ -1,0 +1,78 @@
+"""The Jupyter server extension app: configuration, the controller, and the routes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+from jupyter_core.paths import jupyter_data_dir
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Float, Unicode, default
+
+from kz_jupyter.engines.pool import RayPool
+from kz_jupyter.server_ext.controller import Controller
+from kz_jupyter.server_ext.handlers import API_HANDLERS
+from kz_jupyter.server_ext.proxy import PROXY_HANDLERS
+
+
+class KzApp(ExtensionApp):
+    """kz-jupyter inside a Jupyter server: REST API under /kz/api, OpenAI proxy under /kz/v1."""
+
+    name = "kz_jupyter"
+    load_other_extensions = True
+
+    ray_address = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Address of an existing Ray cluster; unset starts a local Ray on the first deploy. "
+        "Environment: KZ_RAY_ADDRESS.",
+    )
+    engine_host = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Address engines listen on. Default: 127.0.0.1 with a local Ray; each node's Ray "
+        "address on a cluster. Environment: KZ_ENGINE_HOST.",
+    )
+    state_dir = Unicode(config=True, help="Where deployment logs and state are kept.")
+    startup_timeout = Float(
+        300.0, config=True, help="Seconds an engine may take to become ready before failing."
+    )
+    replica_num_cpus = Float(
+        1.0, config=True, help="CPUs Ray reserves for each replica actor (its engine's share)."
+    )
+
+    @default("ray_address")
+    def _default_ray_address(self) -> str | None:
+        return os.environ.get("KZ_RAY_ADDRESS") or None
+
+    @default("engine_host")
+    def _default_engine_host(self) -> str | None:
+        return os.environ.get("KZ_ENGINE_HOST") or None
+
+    @default("state_dir")
+    def _default_state_dir(self) -> str:
+        return os.environ.get("KZ_STATE_DIR") or os.path.join(jupyter_data_dir(), "kz_jupyter")
+
+    def initialize_settings(self) -> None:
+        """Create the controller and share it with the handlers."""
+        self.controller = Controller(
+            RayPool(address=self.ray_address, engine_host=self.engine_host),
+            Path(self.state_dir),
+            startup_timeout=self.startup_timeout,
+            replica_num_cpus=self.replica_num_cpus,
+            log=self.log,
+        )
+        self.http_client = httpx.AsyncClient()
+        self.settings.update(kz_controller=self.controller, kz_http_client=self.http_client)
+
+    def initialize_handlers(self) -> None:
+        """Register the REST API and the OpenAI-compatible proxy."""
+        self.handlers.extend(API_HANDLERS + PROXY_HANDLERS)
+
+    async def stop_extension(self) -> None:
+        """Stop every deployment when the server stops: no engine outlives it."""
+        await self.controller.shutdown()
+        await self.http_client.aclose()

@@ -1,0 +1,159 @@
+"""The OpenAI-compatible proxy: routes by `model` to a healthy replica and streams bytes back."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from kz_jupyter.server_ext.handlers import KzAPIHandler
+from kz_jupyter.states import DeploymentStatus
+
+UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=10.0)
+PASSED_RESPONSE_HEADERS = ("Content-Type", "Cache-Control")
+
+
+class OpenAIErrorMixin:
+    """Answer errors in the OpenAI wire format, so OpenAI clients show the message."""
+
+    def openai_error(self, status: int, message: str, error_type: str, code: str) -> None:
+        """Finish the request with an OpenAI-style error body."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": {"message": message, "type": error_type, "code": code}}))
+
+
+class ModelsHandler(OpenAIErrorMixin, KzAPIHandler):
+    """GET /kz/v1/models: the deployments that can take traffic now."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """List DEPLOYED deployments as OpenAI models."""
+        data = [
+            {
+                "id": d.name,
+                "object": "model",
+                "created": int(d.created_at),
+                "owned_by": "kz-jupyter",
+            }
+            for d in self.controller.list()
+            if d.status is DeploymentStatus.DEPLOYED
+        ]
+        self.finish(json.dumps({"object": "list", "data": data}))
+
+
+class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
+    """POST a completion request to a replica of the deployment named by `model`."""
+
+    upstream_path = ""
+    needs_chat = False
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Route by model and stream the engine's answer back unchanged."""
+        body = self._request_object()
+        if body is None:
+            return
+        name = body.get("model")
+        deployment = self.controller.get(name) if isinstance(name, str) else None
+        if deployment is None:
+            known = ", ".join(d.name for d in self.controller.list()) or "none"
+            return self.openai_error(
+                404,
+                f"No deployment named {name!r} (deployments: {known}).",
+                "invalid_request_error",
+                "model_not_found",
+            )
+        if self.needs_chat and deployment.plan and not deployment.plan.get("can_chat", True):
+            return self.openai_error(
+                400,
+                f"'{deployment.name}' cannot chat: {deployment.plan.get('chat_reason')}. "
+                "Use /v1/completions instead.",
+                "invalid_request_error",
+                "chat_not_supported",
+            )
+        replica = self.controller.route(deployment.name)
+        if replica is None:
+            return self.openai_error(
+                503,
+                f"'{deployment.name}' is {deployment.status.value}, not ready for traffic.",
+                "server_error",
+                "deployment_not_ready",
+            )
+        replica.outstanding += 1
+        try:
+            await self._forward(replica.endpoint + self.upstream_path)
+        finally:
+            replica.outstanding -= 1
+
+    def _request_object(self) -> dict | None:
+        """Parse the JSON body; answer a 400 in OpenAI form when it is not an object."""
+        try:
+            body = json.loads(self.request.body or b"")
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            self.openai_error(400, f"Invalid JSON body: {error}", "invalid_request_error", "")
+            return None
+        if not isinstance(body, dict):
+            self.openai_error(400, "The body must be a JSON object.", "invalid_request_error", "")
+            return None
+        return body
+
+    async def _forward(self, url: str) -> None:
+        """Send the body upstream and relay status, headers and bytes as they arrive."""
+        client: httpx.AsyncClient = self.settings["kz_http_client"]
+        request = client.build_request(
+            "POST",
+            url,
+            content=self.request.body,
+            headers={"Content-Type": "application/json", "Accept": "*/*"},
+            timeout=UPSTREAM_TIMEOUT,
+        )
+        try:
+            upstream = await client.send(request, stream=True)
+        except httpx.HTTPError as error:
+            return self.openai_error(
+                502, f"The engine did not answer: {error}", "server_error", "engine_unreachable"
+            )
+        try:
+            self.set_status(upstream.status_code)
+            for header in PASSED_RESPONSE_HEADERS:
+                if header in upstream.headers:
+                    self.set_header(header, upstream.headers[header])
+            async for chunk in upstream.aiter_raw():
+                self.write(chunk)
+                await self.flush()
+            self.finish()
+        except StreamClosedError:
+            pass  # the client went away; closing upstream below cancels the generation
+        except httpx.HTTPError as error:
+            self.log.warning("engine stream for %s broke: %s", url, error)
+            if not self._headers_written:
+                return self.openai_error(502, str(error), "server_error", "engine_stream_broken")
+            self.finish()
+        finally:
+            await upstream.aclose()
+
+
+class ChatCompletionsHandler(ForwardingHandler):
+    """POST /kz/v1/chat/completions."""
+
+    upstream_path = "/v1/chat/completions"
+    needs_chat = True
+
+
+class CompletionsHandler(ForwardingHandler):
+    """POST /kz/v1/completions."""
+
+    upstream_path = "/v1/completions"
+
+
+PROXY_HANDLERS = [
+    (r"/kz/v1/models", ModelsHandler),
+    (r"/kz/v1/chat/completions", ChatCompletionsHandler),
+    (r"/kz/v1/completions", CompletionsHandler),
+]

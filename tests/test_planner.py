@@ -1,0 +1,56 @@
+"""Planning: engine choice with reasons, chat template fallback, context limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from kz_jupyter.hardware import probe_hardware
+from kz_jupyter.model_files import locate_model
+from kz_jupyter.planner import Plan, PlanError, plan_deployment
+from kz_jupyter.references import parse_reference
+
+
+def plan_for(path, **options) -> Plan:
+    return plan_deployment(
+        str(path), locate_model(parse_reference(str(path))), probe_hardware(), **options
+    )
+
+
+def test_smollm2_plans_on_llamacpp_with_its_own_template(smollm2_path):
+    plan = plan_for(smollm2_path)
+    assert plan.engine == "llamacpp"
+    assert "gguf" in plan.engine_reason
+    assert plan.architecture == "llama"
+    assert plan.can_chat and plan.chat_format is None
+    assert plan.context_length == 4096
+    assert plan.weights_bytes == smollm2_path.stat().st_size
+    assert Plan.from_dict(plan.to_dict()) == plan
+
+
+def test_gguf_without_template_falls_back_to_family(tiny_gguf):
+    plan = plan_for(tiny_gguf("gemma3", chat_template=None))
+    assert plan.chat_format == "gemma" and plan.can_chat
+    assert "gemma3 family" in plan.chat_reason
+
+
+def test_gguf_without_template_of_unknown_family_cannot_chat(tiny_gguf):
+    plan = plan_for(tiny_gguf("llama", chat_template=None))
+    assert not plan.can_chat
+    assert "no chat template" in plan.chat_reason
+
+
+def test_context_above_model_maximum_is_refused(tiny_gguf):
+    with pytest.raises(PlanError, match="exceeds the model's maximum"):
+        plan_for(tiny_gguf(context_length=1024), context_length=2048)
+
+
+def test_unknown_engine_is_refused_with_known_ones(smollm2_path):
+    with pytest.raises(PlanError, match="Known engines: llamacpp"):
+        plan_for(smollm2_path, engine="nope")
+
+
+def test_not_a_gguf_file_is_a_loading_failure(tmp_path):
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"definitely not gguf" * 10)
+    with pytest.raises(PlanError, match="not a readable GGUF"):
+        plan_for(bogus)
