@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,12 @@ from kz_jupyter.planner import Plan
 
 RAY_NAMESPACE = "kz_jupyter"
 LOCAL_NODE_IP = "127.0.0.1"
+
+# Ray ties the life of the processes it starts (GCS, raylet) to the *thread* that started them
+# (PR_SET_PDEATHSIG). ray.init therefore runs on this one thread, which lives as long as the
+# process, never on a short-lived executor thread.
+_RAY_OWNER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kz-ray-owner")
+_RAY_INIT_LOCK = threading.Lock()
 
 
 class ReplicaActor:
@@ -83,28 +90,30 @@ class RayPool:
         self.address = address or os.environ.get("KZ_RAY_ADDRESS") or None
         self.engine_host = engine_host or (None if self.address else LOCAL_NODE_IP)
         self.placement_timeout = placement_timeout
-        self._lock = threading.Lock()
 
     def ensure_started(self) -> None:
         """Start a local Ray, or connect to the configured cluster, unless already connected."""
-        with self._lock:
-            if ray.is_initialized():
-                return
-            if self.address:
-                ray.init(
-                    address=self.address,
-                    namespace=RAY_NAMESPACE,
-                    log_to_driver=False,
-                    logging_level=logging.WARNING,
-                )
-            else:
-                ray.init(
-                    namespace=RAY_NAMESPACE,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level=logging.WARNING,
-                    _node_ip_address=LOCAL_NODE_IP,
-                )
+        with _RAY_INIT_LOCK:
+            if not ray.is_initialized():
+                _RAY_OWNER_THREAD.submit(self._init_ray).result()
+
+    def _init_ray(self) -> None:
+        """Call ray.init (on the Ray owner thread)."""
+        if self.address:
+            ray.init(
+                address=self.address,
+                namespace=RAY_NAMESPACE,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
+        else:
+            ray.init(
+                namespace=RAY_NAMESPACE,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                _node_ip_address=LOCAL_NODE_IP,
+            )
 
     def start_replica(
         self, engine_name: str, plan: Plan, served_name: str, log_path: Path, num_cpus: float

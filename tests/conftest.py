@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import gguf
-import psutil
 import pytest
 
 from kz_jupyter.references import find_pip_shipped
@@ -58,16 +57,6 @@ def tiny_gguf(tmp_path):
         return write_tiny_gguf(tmp_path / f"{architecture}.gguf", architecture, chat_template, **kw)
 
     return make
-
-
-def engine_processes() -> list[psutil.Process]:
-    """Every running llama.cpp server process on this machine."""
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = process.info["cmdline"] or []
-        if "llama_cpp.server" in cmdline:
-            found.append(process)
-    return found
 
 
 def json_of(response) -> object:

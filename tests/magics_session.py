@@ -30,12 +30,14 @@ CELLS = [
 
 def engine_pids() -> set[int]:
     """Pids of llama.cpp server processes that are children of this process."""
-    me = psutil.Process()
-    return {
-        child.pid
-        for child in me.children(recursive=True)
-        if "llama_cpp.server" in (child.cmdline() or [])
-    }
+    pids = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "llama_cpp.server" in child.cmdline():
+                pids.add(child.pid)
+        except psutil.NoSuchProcess:  # exited while we looked: not running
+            continue
+    return pids
 
 
 def main() -> None:

@@ -1,0 +1,52 @@
+"""The GGUF header reader, checked against the gguf package's reader on real and tiny files."""
+
+from __future__ import annotations
+
+import pytest
+from gguf import GGUFReader
+
+from kz_jupyter.gguf_meta import GgufReadError, read_gguf_metadata
+
+
+def reference_fields(path) -> dict:
+    fields = GGUFReader(path).fields
+    arch = fields["general.architecture"].contents()
+    template = fields.get("tokenizer.chat_template")
+    return {
+        "architecture": arch,
+        "context_length": fields[f"{arch}.context_length"].contents(),
+        "chat_template": template.contents() if template else None,
+    }
+
+
+def test_smollm2_header_matches_the_gguf_package(smollm2_path):
+    meta = read_gguf_metadata(smollm2_path)
+    expected = reference_fields(smollm2_path)
+    assert meta.architecture == expected["architecture"] == "llama"
+    assert meta.context_length == expected["context_length"] == 8192
+    assert meta.chat_template == expected["chat_template"]
+    assert meta.file_type == 3  # Q4_1
+    assert meta.size_bytes == smollm2_path.stat().st_size
+
+
+@pytest.mark.parametrize("template", [None, "{% for m in messages %}{{ m.content }}{% endfor %}"])
+def test_tiny_files_match_the_gguf_package(tiny_gguf, template):
+    path = tiny_gguf("gemma3", chat_template=template, context_length=32768)
+    meta = read_gguf_metadata(path)
+    expected = reference_fields(path)
+    assert (meta.architecture, meta.context_length, meta.chat_template) == (
+        expected["architecture"],
+        expected["context_length"],
+        expected["chat_template"],
+    )
+    assert meta.has_chat_template == (template is not None)
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"NOPE" + b"\0" * 32, b"GGUF\x09\0\0\0", b"GGUF\x03\0\0\0" + b"\xff" * 30]
+)
+def test_broken_files_raise_a_clear_error(tmp_path, content):
+    path = tmp_path / "broken.gguf"
+    path.write_bytes(content)
+    with pytest.raises(GgufReadError, match="is not a readable GGUF file"):
+        read_gguf_metadata(path)
