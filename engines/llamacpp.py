@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+
+import psutil
 
 from kz_jupyter.engine_api import Engine, LaunchSpec, distribution_version
 from kz_jupyter.planner import Plan
@@ -75,7 +78,12 @@ class LlamaCppEngine(Engine):
         return None, False, f"no chat template in the GGUF and none known for '{architecture}'"
 
     def launch_spec(self, plan: Plan, served_name: str, host: str, port: int) -> LaunchSpec:
-        """Serve the GGUF file under the deployment's name."""
+        """Serve the GGUF file under the deployment's name, one thread per physical core.
+
+        Runs on the replica's node, so the core count is that node's. llama-cpp-python's own
+        default (half the logical cores) leaves half of a machine without SMT idle.
+        """
+        threads = str(psutil.cpu_count(logical=False) or os.cpu_count() or 1)
         args = [
             "-m",
             "llama_cpp.server",
@@ -89,6 +97,10 @@ class LlamaCppEngine(Engine):
             str(port),
             "--n_ctx",
             str(plan.context_length),
+            "--n_threads",
+            threads,
+            "--n_threads_batch",
+            threads,
         ]
         if plan.chat_format:
             args += ["--chat_format", plan.chat_format]
