@@ -10,15 +10,15 @@ from conftest import json_of
 from tornado.httpclient import HTTPClientError
 
 ROUTES = [
-    ("GET", ("kz", "api", "deployments")),
-    ("POST", ("kz", "api", "deployments")),
-    ("GET", ("kz", "api", "deployments", "x")),
-    ("DELETE", ("kz", "api", "deployments", "x")),
-    ("GET", ("kz", "api", "deployments", "x", "logs")),
-    ("GET", ("kz", "api", "hardware")),
-    ("GET", ("kz", "v1", "models")),
-    ("POST", ("kz", "v1", "chat", "completions")),
-    ("POST", ("kz", "v1", "completions")),
+    ("GET", "kz/api/deployments"),
+    ("POST", "kz/api/deployments"),
+    ("GET", "kz/api/deployments/x"),
+    ("DELETE", "kz/api/deployments/x"),
+    ("GET", "kz/api/deployments/x/logs"),
+    ("GET", "kz/api/hardware"),
+    ("GET", "kz/v1/models"),
+    ("POST", "kz/v1/chat/completions"),
+    ("POST", "kz/v1/completions"),
 ]
 
 
@@ -38,26 +38,26 @@ async def wait_for_status(jp_fetch, name: str, wanted: set[str], timeout: float 
     """Poll a deployment until its status is one of wanted."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        record = json_of(await jp_fetch("kz", "api", "deployments", name))
+        record = json_of(await jp_fetch("kz/api/deployments", name))
         if record["status"] in wanted:
             return record
         assert asyncio.get_running_loop().time() < deadline, record
         await asyncio.sleep(0.25)
 
 
-@pytest.mark.parametrize(("method", "parts"), ROUTES)
-async def test_every_route_refuses_requests_without_a_token(jp_fetch, method, parts):
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+async def test_every_route_refuses_requests_without_a_token(jp_fetch, method, path):
     status, _ = await error_of(
-        jp_fetch, *parts, method=method, headers={"Authorization": ""}, **body_for(method)
+        jp_fetch, path, method=method, headers={"Authorization": ""}, **body_for(method)
     )
     assert status == 403
 
 
-@pytest.mark.parametrize(("method", "parts"), ROUTES)
-async def test_every_route_refuses_a_wrong_token(jp_fetch, method, parts):
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+async def test_every_route_refuses_a_wrong_token(jp_fetch, method, path):
     status, _ = await error_of(
         jp_fetch,
-        *parts,
+        path,
         method=method,
         headers={"Authorization": "token not-the-token"},
         **body_for(method),
@@ -66,14 +66,14 @@ async def test_every_route_refuses_a_wrong_token(jp_fetch, method, parts):
 
 
 async def test_hardware(jp_fetch):
-    profile = json_of(await jp_fetch("kz", "api", "hardware"))
+    profile = json_of(await jp_fetch("kz/api/hardware"))
     assert profile["cpu_cores_logical"] >= 1
     assert any(e["name"] == "llamacpp" and e["available"] for e in profile["engines"])
 
 
 async def test_empty_listings(jp_fetch):
-    assert json_of(await jp_fetch("kz", "api", "deployments")) == []
-    assert json_of(await jp_fetch("kz", "v1", "models")) == {"object": "list", "data": []}
+    assert json_of(await jp_fetch("kz/api/deployments")) == []
+    assert json_of(await jp_fetch("kz/v1/models")) == {"object": "list", "data": []}
 
 
 @pytest.mark.parametrize(
@@ -89,28 +89,25 @@ async def test_empty_listings(jp_fetch):
     ],
 )
 async def test_bad_deploy_requests_are_400_with_a_message(jp_fetch, body, message):
-    status, error = await error_of(jp_fetch, "kz", "api", "deployments", method="POST", body=body)
+    status, error = await error_of(jp_fetch, "kz/api/deployments", method="POST", body=body)
     assert status == 400
     assert message in error["message"]
 
 
 async def test_unknown_deployment_is_404(jp_fetch):
-    for method, parts in [
-        ("GET", ("kz", "api", "deployments", "ghost")),
-        ("DELETE", ("kz", "api", "deployments", "ghost")),
-        ("GET", ("kz", "api", "deployments", "ghost", "logs")),
+    for method, path in [
+        ("GET", "kz/api/deployments/ghost"),
+        ("DELETE", "kz/api/deployments/ghost"),
+        ("GET", "kz/api/deployments/ghost/logs"),
     ]:
-        status, error = await error_of(jp_fetch, *parts, method=method)
+        status, error = await error_of(jp_fetch, path, method=method)
         assert status == 404 and "No deployment named 'ghost'" in error["message"]
 
 
 async def test_chat_with_unknown_model_is_an_openai_style_404(jp_fetch):
     status, error = await error_of(
         jp_fetch,
-        "kz",
-        "v1",
-        "chat",
-        "completions",
+        "kz/v1/chat/completions",
         method="POST",
         body=json.dumps({"model": "ghost", "messages": [{"role": "user", "content": "hi"}]}),
     )
@@ -118,21 +115,14 @@ async def test_chat_with_unknown_model_is_an_openai_style_404(jp_fetch):
 
 
 async def test_proxy_rejects_bad_json_with_400(jp_fetch):
-    status, error = await error_of(
-        jp_fetch, "kz", "v1", "chat", "completions", method="POST", body="{oops"
-    )
+    status, error = await error_of(jp_fetch, "kz/v1/chat/completions", method="POST", body="{oops")
     assert status == 400 and "Invalid JSON" in error["error"]["message"]
 
 
 async def test_deploy_of_missing_file_fails_clearly(jp_fetch, tmp_path):
     missing = tmp_path / "nowhere" / "model.gguf"
-    response = await jp_fetch(
-        "kz",
-        "api",
-        "deployments",
-        method="POST",
-        body=json.dumps({"model": str(missing), "name": "missing"}),
-    )
+    request = {"model": str(missing), "name": "missing"}
+    response = await jp_fetch("kz/api/deployments", method="POST", body=json.dumps(request))
     assert response.code == 202
     assert response.headers["Location"].endswith("/kz/api/deployments/missing")
     record = await wait_for_status(jp_fetch, "missing", {"FAILED"})
@@ -140,22 +130,14 @@ async def test_deploy_of_missing_file_fails_clearly(jp_fetch, tmp_path):
     assert str(missing) in record["error"]["message"]
     assert record["error"]["remediation"]
     assert [h["status"] for h in record["history"]] == ["REQUESTED", "FAILED"]
-    # a failed name can be deployed again, and an unknown engine fails planning clearly
-    await jp_fetch(
-        "kz",
-        "api",
-        "deployments",
-        method="POST",
-        body=json.dumps({"model": str(missing), "name": "missing"}),
-    )
+    # a failed name can be deployed again
+    await jp_fetch("kz/api/deployments", method="POST", body=json.dumps(request))
     await wait_for_status(jp_fetch, "missing", {"FAILED"})
 
 
 async def test_deploy_of_a_corrupt_gguf_fails_with_loading_failure(jp_fetch, tmp_path):
     corrupt = tmp_path / "corrupt.gguf"
     corrupt.write_bytes(b"GGUF" + b"\x00" * 64)
-    await jp_fetch(
-        "kz", "api", "deployments", method="POST", body=json.dumps({"model": str(corrupt)})
-    )
+    await jp_fetch("kz/api/deployments", method="POST", body=json.dumps({"model": str(corrupt)}))
     record = await wait_for_status(jp_fetch, "corrupt", {"FAILED"})
     assert record["error"]["code"] == "MODEL_LOADING_FAILURE"

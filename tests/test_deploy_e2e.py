@@ -23,7 +23,7 @@ async def post_json(jp_fetch, *parts, body: dict, **kwargs):
 async def test_deploy_chat_stop_through_rest_and_openai(
     jp_fetch, jp_serverapp, jp_http_port, jp_base_url
 ):
-    response = await post_json(jp_fetch, "kz", "api", "deployments", body={"model": "smollm2"})
+    response = await post_json(jp_fetch, "kz/api/deployments", body={"model": "smollm2"})
     assert response.code == 202 and json_of(response)["status"] == "REQUESTED"
     record = await wait_for_status(jp_fetch, "smollm2", {"DEPLOYED", "FAILED"})
     assert record["status"] == "DEPLOYED", record
@@ -39,17 +39,14 @@ async def test_deploy_chat_stop_through_rest_and_openai(
     assert replica["endpoint"].startswith("http://127.0.0.1:")  # engines listen on loopback
     engine = psutil.Process(replica["pid"])
 
-    models = json_of(await jp_fetch("kz", "v1", "models"))
+    models = json_of(await jp_fetch("kz/v1/models"))
     assert [m["id"] for m in models["data"]] == ["smollm2"]
 
     # non-streamed chat through the proxy
     reply = json_of(
         await post_json(
             jp_fetch,
-            "kz",
-            "v1",
-            "chat",
-            "completions",
+            "kz/v1/chat/completions",
             body={"model": "smollm2", "messages": QUESTION, "max_tokens": 24, "temperature": 0},
         )
     )
@@ -59,10 +56,7 @@ async def test_deploy_chat_stop_through_rest_and_openai(
     chunks: list[bytes] = []
     await post_json(
         jp_fetch,
-        "kz",
-        "v1",
-        "chat",
-        "completions",
+        "kz/v1/chat/completions",
         body={
             "model": "smollm2",
             "messages": QUESTION,
@@ -83,9 +77,7 @@ async def test_deploy_chat_stop_through_rest_and_openai(
     completion = json_of(
         await post_json(
             jp_fetch,
-            "kz",
-            "v1",
-            "completions",
+            "kz/v1/completions",
             body={
                 "model": "smollm2",
                 "prompt": "The capital of France is",
@@ -123,33 +115,28 @@ async def test_deploy_chat_stop_through_rest_and_openai(
         await asyncio.to_thread(openai_unknown_model)
 
     # logs of the running engine
-    logs = json_of(
-        await jp_fetch("kz", "api", "deployments", "smollm2", "logs", params={"lines": 50})
-    )
+    logs = json_of(await jp_fetch("kz/api/deployments/smollm2/logs", params={"lines": 50}))
     lines = logs["replicas"]["smollm2-0"]["lines"]
     assert any("Uvicorn running on http://127.0.0.1" in line for line in lines)
 
     # a second deploy under the same name is refused while the first runs
     status, error = await error_of(
-        jp_fetch, "kz", "api", "deployments", method="POST", body=json.dumps({"model": "smollm2"})
+        jp_fetch, "kz/api/deployments", method="POST", body=json.dumps({"model": "smollm2"})
     )
     assert status == 409 and "already DEPLOYED" in error["message"]
 
     # stop: STOPPED, engine process gone, traffic refused clearly, logs still readable
-    stopped = json_of(await jp_fetch("kz", "api", "deployments", "smollm2", method="DELETE"))
+    stopped = json_of(await jp_fetch("kz/api/deployments/smollm2", method="DELETE"))
     assert stopped["status"] == "STOPPED"
     assert not engine.is_running()
     status, error = await error_of(
         jp_fetch,
-        "kz",
-        "v1",
-        "chat",
-        "completions",
+        "kz/v1/chat/completions",
         method="POST",
         body=json.dumps({"model": "smollm2", "messages": QUESTION}),
     )
     assert status == 503 and "STOPPED" in error["error"]["message"]
-    logs = json_of(await jp_fetch("kz", "api", "deployments", "smollm2", "logs"))
+    logs = json_of(await jp_fetch("kz/api/deployments/smollm2/logs"))
     assert logs["replicas"]["smollm2-0"]["lines"]
 
 
@@ -159,13 +146,13 @@ async def test_engine_that_exits_at_startup_fails_with_its_log_line(jp_fetch, tm
 
     data = find_pip_shipped("smollm2").path.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])  # header intact, tensors cut off
-    await post_json(jp_fetch, "kz", "api", "deployments", body={"model": str(truncated)})
+    await post_json(jp_fetch, "kz/api/deployments", body={"model": str(truncated)})
     record = await wait_for_status(jp_fetch, "truncated", {"FAILED", "DEPLOYED"})
     assert record["status"] == "FAILED", record
     assert record["error"]["code"] == "MODEL_LOADING_FAILURE"
     assert "exited with status" in record["error"]["message"]
     statuses = [h["status"] for h in record["history"]]
     assert statuses[:2] == ["REQUESTED", "DEPLOYING"] and statuses[-1] == "FAILED"
-    logs = json_of(await jp_fetch("kz", "api", "deployments", "truncated", "logs"))
+    logs = json_of(await jp_fetch("kz/api/deployments/truncated/logs"))
     issues = logs["replicas"]["truncated-0"]["issues"]
     assert issues and issues[0][1] == "MODEL_LOADING_FAILURE"
