@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +21,39 @@ from kz_jupyter.planner import Plan
 RAY_NAMESPACE = "kz_jupyter"
 LOCAL_NODE_IP = "127.0.0.1"
 
-# Ray ties the life of the processes it starts (GCS, raylet) to the *thread* that started them
-# (PR_SET_PDEATHSIG). ray.init therefore runs on this one thread, which lives as long as the
-# process, never on a short-lived executor thread.
-_RAY_OWNER_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kz-ray-owner")
 _RAY_INIT_LOCK = threading.Lock()
+
+
+class RayOwnerThread:
+    """The thread that starts Ray: a daemon that lives exactly as long as the process.
+
+    Ray ties the life of the processes it starts (GCS, raylet) to the *thread* that started them
+    (PR_SET_PDEATHSIG), so ray.init must not run on a short-lived executor thread. Nor on a
+    ThreadPoolExecutor's: those are joined at exit before atexit handlers run, which would kill
+    Ray before ray.shutdown() could stop it cleanly.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue = queue.Queue()
+        threading.Thread(target=self._serve, name="kz-ray-owner", daemon=True).start()
+
+    def run(self, func: Callable[[], None]) -> None:
+        """Run func on the owner thread and wait for it (its exception is re-raised here)."""
+        done: Future = Future()
+        self._jobs.put((func, done))
+        done.result()
+
+    def _serve(self) -> None:
+        """Run jobs forever."""
+        while True:
+            func, done = self._jobs.get()
+            try:
+                done.set_result(func())
+            except BaseException as error:  # handed to the waiting caller
+                done.set_exception(error)
+
+
+_ray_owner: RayOwnerThread | None = None
 
 
 class ReplicaActor:
@@ -93,9 +123,11 @@ class RayPool:
 
     def ensure_started(self) -> None:
         """Start a local Ray, or connect to the configured cluster, unless already connected."""
+        global _ray_owner
         with _RAY_INIT_LOCK:
             if not ray.is_initialized():
-                _RAY_OWNER_THREAD.submit(self._init_ray).result()
+                _ray_owner = _ray_owner or RayOwnerThread()
+                _ray_owner.run(self._init_ray)
 
     def _init_ray(self) -> None:
         """Call ray.init (on the Ray owner thread)."""

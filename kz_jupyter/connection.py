@@ -66,7 +66,10 @@ def start_embedded() -> ServerConnection:
                     "No Jupyter server found and the embedded server is not installed: "
                     "reinstall kz-jupyter (pip install kz-jupyter)."
                 )
-            url, token = next(iter(starters)).load()()
+            try:
+                url, token = next(iter(starters)).load()()
+            except Exception as error:  # any failure to start is the user's one-line error
+                raise KzError(f"Could not start the embedded kz server: {error}") from error
             _embedded = ServerConnection(url, token, "embedded")
         return _embedded
 

@@ -40,7 +40,7 @@ class EmbeddedServer:
         """Create the server on this thread's own event loop and serve until stopped."""
         asyncio.set_event_loop(asyncio.new_event_loop())
         try:
-            app = ServerApp.instance(jpserver_extensions={"kz_jupyter.server_ext": True})
+            app = ServerApp(jpserver_extensions={"kz_jupyter.server_ext": True})
             app.init_signal = lambda: None  # signal handlers belong to the main thread
             app.initialize(
                 argv=[
@@ -67,9 +67,9 @@ class EmbeddedServer:
         """Start serving and wait until the server listens."""
         self._thread.start()
         if not self._started.wait(START_TIMEOUT):
-            raise RuntimeError(f"the embedded kz server did not start in {START_TIMEOUT:.0f} s")
+            raise RuntimeError(f"it did not start in {START_TIMEOUT:.0f} s")
         if self._error is not None:
-            raise RuntimeError(f"the embedded kz server failed to start: {self._error}")
+            raise RuntimeError(str(self._error)) from self._error
         atexit.register(self.stop)
 
     def stop(self) -> None:
