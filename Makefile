@@ -19,3 +19,4 @@ lab: setup
 
 bench: setup
 	.venv/bin/python bench/bench_skeleton.py
+	.venv/bin/python bench/bench_healing.py

@@ -92,12 +92,11 @@ LogPatterns = Iterable[tuple[re.Pattern[str], ErrorCode]]
 
 
 def classify_log_lines(lines: Iterable[str], patterns: LogPatterns) -> ErrorCode | None:
-    """Return the error code of the first line matching one of the patterns, if any."""
-    compiled = list(patterns)
-    for line in lines:
-        for pattern, code in compiled:
-            if pattern.search(line):
-                return code
+    """Return the code of the first pattern (in priority order) that any line matches."""
+    text = list(lines)
+    for pattern, code in patterns:
+        if any(pattern.search(line) for line in text):
+            return code
     return None
 
 

@@ -8,12 +8,13 @@ from pathlib import Path
 import httpx
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, Unicode, default
+from traitlets import Float, Int, Unicode, default
 
 from kz_jupyter.engines.pool import RayPool
-from kz_jupyter.server_ext.controller import Controller
+from kz_jupyter.server_ext.controller import Controller, HealingPolicy
 from kz_jupyter.server_ext.handlers import API_HANDLERS
 from kz_jupyter.server_ext.proxy import PROXY_HANDLERS
+from kz_jupyter.server_ext.replicas import ReplicaRunner, ReplicaSettings
 
 
 class KzApp(ExtensionApp):
@@ -43,6 +44,16 @@ class KzApp(ExtensionApp):
     replica_num_cpus = Float(
         1.0, config=True, help="CPUs Ray reserves for each replica actor (its engine's share)."
     )
+    max_restarts = Int(
+        3, config=True, help="Restarts of a dead engine before its deployment is FAILED."
+    )
+    restart_backoff = Float(
+        1.0, config=True, help="Seconds before the first restart; doubled after each failure."
+    )
+    restart_backoff_max = Float(30.0, config=True, help="Longest wait between two restarts.")
+    drain_timeout = Float(
+        30.0, config=True, help="Seconds a stopping deployment lets in-flight requests finish."
+    )
 
     @default("ray_address")
     def _default_ray_address(self) -> str | None:
@@ -58,13 +69,21 @@ class KzApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         """Create the controller and share it with the handlers."""
-        self.controller = Controller(
+        runner = ReplicaRunner(
             RayPool(address=self.ray_address, engine_host=self.engine_host),
-            Path(self.state_dir),
-            startup_timeout=self.startup_timeout,
-            replica_num_cpus=self.replica_num_cpus,
-            log=self.log,
+            ReplicaSettings(
+                state_dir=Path(self.state_dir),
+                startup_timeout=self.startup_timeout,
+                num_cpus=self.replica_num_cpus,
+            ),
         )
+        healing = HealingPolicy(
+            max_restarts=self.max_restarts,
+            backoff=self.restart_backoff,
+            backoff_max=self.restart_backoff_max,
+            drain_timeout=self.drain_timeout,
+        )
+        self.controller = Controller(runner, healing, log=self.log)
         self.http_client = httpx.AsyncClient()
         self.settings.update(kz_controller=self.controller, kz_http_client=self.http_client)
 

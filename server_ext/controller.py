@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
 
-import httpx
-
-from kz_jupyter.engine_api import get_engine
-from kz_jupyter.engines.pool import PlacementError, RayPool, ReplicaHandle
+from kz_jupyter.engines.pool import PlacementError
 from kz_jupyter.hardware import probe_hardware
 from kz_jupyter.model_files import ModelNotFoundError, locate_model
 from kz_jupyter.planner import Plan, PlanError, plan_deployment
 from kz_jupyter.references import ModelReferenceError, parse_reference
 from kz_jupyter.server_ext.records import NAME_PATTERN, Deployment, Replica
-from kz_jupyter.states import (
-    DeploymentStatus,
-    ErrorCode,
-    InstanceStatus,
-    classify_log_lines,
-    issue_lines,
-)
+from kz_jupyter.server_ext.replicas import EngineFailure, ReplicaRunner
+from kz_jupyter.states import DeploymentStatus, ErrorCode, InstanceStatus
 
-PROBE_INTERVAL = 0.25
-MONITOR_INTERVAL = 2.0
-FINAL_LOG_LINES = 500
+MONITOR_INTERVAL = 1.0
+DRAIN_POLL = 0.1
 
 
 class DeployRequestError(ValueError):
@@ -84,32 +73,37 @@ def parse_deploy_request(body: object) -> DeployRequest:
     )
 
 
+@dataclass(frozen=True)
+class HealingPolicy:
+    """How a deployment whose engine died is healed: bounded restarts, exponential backoff."""
+
+    max_restarts: int = 3
+    backoff: float = 1.0
+    backoff_max: float = 30.0
+    drain_timeout: float = 30.0
+
+    def delays(self) -> list[float]:
+        """The wait before each restart attempt."""
+        return [min(self.backoff * 2**n, self.backoff_max) for n in range(self.max_restarts)]
+
+
 class Controller:
-    """Keeps deployment records, places replicas through the Ray pool, probes readiness."""
+    """Keeps deployment records and drives each through its lifecycle, healing what it can."""
 
     def __init__(
         self,
-        pool: RayPool,
-        state_dir: Path,
-        startup_timeout: float = 300.0,
-        replica_num_cpus: float = 1.0,
+        runner: ReplicaRunner,
+        healing: HealingPolicy | None = None,
         log: logging.Logger | None = None,
     ):
-        self.pool = pool
-        self.state_dir = state_dir
-        self.startup_timeout = startup_timeout
-        self.replica_num_cpus = replica_num_cpus
+        self.runner = runner
+        self.healing = healing or HealingPolicy()
         self.log = log or logging.getLogger("kz_jupyter")
         self.deployments: dict[str, Deployment] = {}
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kz-controller")
         self._tasks: dict[str, asyncio.Task] = {}
+        self._healers: dict[str, asyncio.Task] = {}
         self._monitor: asyncio.Task | None = None
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
-
-    async def _blocking(self, func, *args, **kwargs):
-        """Run blocking work (Ray calls, file reads) off the event loop."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(func, *args, **kwargs))
+        self._wake = asyncio.Event()
 
     def list(self) -> list[Deployment]:
         """Return every deployment record, newest first."""
@@ -131,16 +125,21 @@ class Controller:
         deployment = Deployment(name=request.name, model=request.model)
         deployment.transition(DeploymentStatus.REQUESTED, f"deploy {request.model}")
         self.deployments[request.name] = deployment
-        task = asyncio.create_task(self._drive(deployment, request))
-        self._tasks[request.name] = task
-        task.add_done_callback(lambda _: self._tasks.pop(request.name, None))
+        self._track(self._tasks, request.name, self._drive(deployment, request))
         self._ensure_monitor()
         return deployment
+
+    @staticmethod
+    def _track(tasks: dict[str, asyncio.Task], key: str, coroutine) -> None:
+        """Run coroutine as a task kept in tasks under key until it ends."""
+        task = asyncio.create_task(coroutine)
+        tasks[key] = task
+        task.add_done_callback(lambda _: tasks.pop(key, None))
 
     async def _drive(self, deployment: Deployment, request: DeployRequest) -> None:
         """Resolve, plan, place and probe until DEPLOYED or a failure is recorded."""
         try:
-            plan = await self._blocking(self._plan, request)
+            plan = await self.runner.blocking(self._plan, request)
             deployment.plan = plan.to_dict()
             deployment.transition(
                 DeploymentStatus.DEPLOYING, f"{plan.engine}: {plan.engine_reason}"
@@ -149,27 +148,25 @@ class Controller:
                 Replica(replica_id=f"{deployment.name}-{index}") for index in range(plan.replicas)
             ]
             await asyncio.gather(
-                *(self._start_replica(deployment, plan, r) for r in deployment.replicas)
+                *(self.runner.start(deployment, plan, r) for r in deployment.replicas)
             )
-            if deployment.status is DeploymentStatus.DEPLOYING:
-                deployment.transition(DeploymentStatus.INITIALIZING, "engine started, loading")
-            await asyncio.gather(
-                *(self._wait_ready(deployment, plan, r) for r in deployment.replicas)
-            )
+            deployment.transition(DeploymentStatus.INITIALIZING, "engine started, loading")
+            await asyncio.gather(*(self.runner.wait_ready(plan, r) for r in deployment.replicas))
             deployment.transition(DeploymentStatus.DEPLOYED, "ready")
         except (ModelNotFoundError, PlanError) as error:
             deployment.fail(error.code, str(error))
         except PlacementError as error:
+            await self._release_all(deployment)
             deployment.fail(ErrorCode.RUNTIME_ERROR, str(error))
-        except _EngineFailure as failure:
-            await self._release_replicas(deployment)
+        except EngineFailure as failure:
+            await self._release_all(deployment)
             deployment.fail(failure.code, failure.message)
         except asyncio.CancelledError:
-            await self._release_replicas(deployment)
+            await self._release_all(deployment)
             raise
         except Exception as error:  # an unexpected bug must still leave a true state
             self.log.exception("deploy of %s failed", deployment.name)
-            await self._release_replicas(deployment)
+            await self._release_all(deployment)
             deployment.fail(ErrorCode.RUNTIME_ERROR, f"{type(error).__name__}: {error}")
 
     def _plan(self, request: DeployRequest) -> Plan:
@@ -185,85 +182,68 @@ class Controller:
             replicas=request.replicas,
         )
 
-    async def _start_replica(self, deployment: Deployment, plan: Plan, replica: Replica) -> None:
-        """Have Ray place the replica actor and start its engine."""
-        log_path = self.state_dir / "logs" / deployment.name / f"{replica.replica_id}.log"
-        handle: ReplicaHandle = await self._blocking(
-            self.pool.start_replica,
-            plan.engine,
-            plan,
-            deployment.name,
-            log_path,
-            self.replica_num_cpus,
-        )
-        replica.handle = handle
-        replica.endpoint = handle.info["endpoint"]
-        replica.pid = handle.info["pid"]
-        replica.node_id = handle.info["node_id"]
-
-    async def _wait_ready(self, deployment: Deployment, plan: Plan, replica: Replica) -> None:
-        """Probe the engine until it answers, exits, or the startup timeout passes."""
-        url = replica.endpoint + replica.handle.info["readiness_path"]
-        deadline = time.monotonic() + self.startup_timeout
-        next_exit_check = 0.0
-        while time.monotonic() < deadline:
-            if await self._answers(url):
-                replica.status = InstanceStatus.DEPLOYED
-                return
-            if time.monotonic() >= next_exit_check:
-                returncode = await self._blocking(self.pool.returncode, replica.handle)
-                if returncode is not None:
-                    raise await self._engine_failure(plan, replica, returncode)
-                next_exit_check = time.monotonic() + 1.0
-            await asyncio.sleep(PROBE_INTERVAL)
-        raise _EngineFailure(
-            ErrorCode.STARTUP_TIMEOUT,
-            f"{plan.engine} was not ready after {self.startup_timeout:.0f} s.",
-        )
-
-    async def _answers(self, url: str) -> bool:
-        """Tell whether the engine answers its readiness URL with 200."""
-        try:
-            response = await self._http.get(url)
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200
-
-    async def _engine_failure(self, plan: Plan, replica: Replica, returncode: int):
-        """Explain an engine that exited: error code from its log, message from its last lines."""
-        lines = await self._blocking(self.pool.tail, replica.handle, FINAL_LOG_LINES)
-        patterns = get_engine(plan.engine).log_patterns
-        code = classify_log_lines(lines, patterns) or ErrorCode.CONTAINER_EXITED
-        issues = issue_lines(lines, patterns)
-        detail = issues[-1][2].strip() if issues else (lines[-1].strip() if lines else "")
-        message = f"{plan.engine} exited with status {returncode}"
-        return _EngineFailure(code, f"{message}: {detail}" if detail else f"{message}.")
-
-    async def _release_replicas(self, deployment: Deployment) -> None:
+    async def _release_all(self, deployment: Deployment) -> None:
         """Stop every replica of a deployment, keeping the end of each log."""
         for replica in deployment.replicas:
-            if replica.handle is None:
-                continue
-            handle, replica.handle = replica.handle, None
-            deployment.final_logs[replica.replica_id] = await self._blocking(
-                self.pool.tail, handle, FINAL_LOG_LINES
+            await self.runner.release(deployment, replica)
+
+    async def _heal(self, deployment: Deployment, replica: Replica, failure: EngineFailure):
+        """Restart a dead replica with backoff; FAILED with the code when it keeps failing."""
+        plan = Plan.from_dict(deployment.plan)
+        delays = self.healing.delays()
+        for attempt, delay in enumerate(delays, start=1):
+            deployment.error_code, deployment.error_message = failure.code, failure.message
+            deployment.transition(
+                DeploymentStatus.ERROR,
+                f"{failure.code.value}: {replica.replica_id}: {failure.message} "
+                f"(restart {attempt}/{len(delays)} in {delay:.0f} s)",
             )
-            await self._blocking(self.pool.stop_replica, handle)
-            replica.status = InstanceStatus.STOPPED
+            await asyncio.sleep(delay)
+            try:
+                await self.runner.start(deployment, plan, replica)
+                await self.runner.wait_ready(plan, replica)
+            except EngineFailure as error:
+                failure = error
+                await self.runner.release(deployment, replica)
+                continue
+            except PlacementError as error:
+                failure = EngineFailure(ErrorCode.RUNTIME_ERROR, str(error))
+                continue
+            replica.restarts += 1
+            if all(r.status is InstanceStatus.DEPLOYED for r in deployment.replicas):
+                deployment.error_code, deployment.error_message = None, ""
+                deployment.transition(DeploymentStatus.DEPLOYED, f"{replica.replica_id} restarted")
+            return
+        await self._release_all(deployment)
+        deployment.fail(
+            failure.code, f"{failure.message} (still failing after {len(delays)} restarts)"
+        )
 
     async def stop(self, name: str) -> Deployment | None:
-        """Stop a deployment: cancel its startup, end its engines, mark it STOPPED."""
+        """Stop a deployment: cancel its startup or healing, drain, end its engines."""
         deployment = self.deployments.get(name)
         if deployment is None:
             return None
-        task = self._tasks.get(name)
-        if task is not None:
+        tasks = [self._tasks.get(name)] + [
+            self._healers.get(r.replica_id) for r in deployment.replicas
+        ]
+        for task in filter(None, tasks):
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        await self._release_replicas(deployment)
+        await asyncio.gather(*filter(None, tasks), return_exceptions=True)
+        await self._drain(deployment)
+        await self._release_all(deployment)
         if deployment.status.is_active:
             deployment.transition(DeploymentStatus.STOPPED, "stopped by request")
         return deployment
+
+    async def _drain(self, deployment: Deployment) -> None:
+        """Take replicas out of routing, then let in-flight requests finish (bounded)."""
+        for replica in deployment.replicas:
+            if replica.status is InstanceStatus.DEPLOYED:
+                replica.status = InstanceStatus.STOPPED
+        deadline = time.monotonic() + self.healing.drain_timeout
+        while any(r.outstanding for r in deployment.replicas) and time.monotonic() < deadline:
+            await asyncio.sleep(DRAIN_POLL)
 
     async def logs(self, name: str, lines: int) -> dict[str, list[str]]:
         """Return the last lines of each replica's log (live, or as kept at stop)."""
@@ -271,18 +251,27 @@ class Controller:
         result = dict(deployment.final_logs)
         for replica in deployment.replicas:
             if replica.handle is not None:
-                result[replica.replica_id] = await self._blocking(
-                    self.pool.tail, replica.handle, lines
-                )
+                result[replica.replica_id] = await self.runner.tail(replica, lines)
         return {key: value[-lines:] for key, value in result.items()}
 
-    def route(self, name: str) -> Replica | None:
-        """Pick the DEPLOYED replica of name with the fewest outstanding requests."""
+    def route(self, name: str, exclude: frozenset[str] | set[str] = frozenset()) -> Replica | None:
+        """Pick the DEPLOYED replica of name (not in exclude) with the fewest outstanding."""
         deployment = self.deployments.get(name)
-        if deployment is None or deployment.status is not DeploymentStatus.DEPLOYED:
+        if deployment is None or deployment.status not in (
+            DeploymentStatus.DEPLOYED,
+            DeploymentStatus.ERROR,
+        ):
             return None
-        ready = [r for r in deployment.replicas if r.status is InstanceStatus.DEPLOYED]
+        ready = [
+            r
+            for r in deployment.replicas
+            if r.status is InstanceStatus.DEPLOYED and r.replica_id not in exclude
+        ]
         return min(ready, key=lambda r: r.outstanding, default=None)
+
+    def check_now(self) -> None:
+        """Wake the monitor (the proxy saw a replica fail a request)."""
+        self._wake.set()
 
     def _ensure_monitor(self) -> None:
         """Start the liveness monitor once."""
@@ -290,40 +279,40 @@ class Controller:
             self._monitor = asyncio.create_task(self._monitor_loop())
 
     async def _monitor_loop(self) -> None:
-        """Notice engines that die after DEPLOYED, so the status never lies."""
+        """Notice engines that die after DEPLOYED and start healing them."""
         while True:
-            await asyncio.sleep(MONITOR_INTERVAL)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), MONITOR_INTERVAL)
+            self._wake.clear()
             for deployment in list(self.deployments.values()):
-                if deployment.status is not DeploymentStatus.DEPLOYED:
-                    continue
-                for replica in deployment.replicas:
-                    if replica.handle is None:
-                        continue
-                    returncode = await self._blocking(self.pool.returncode, replica.handle)
-                    if returncode is None:
-                        continue
-                    replica.status = InstanceStatus.FAILED
-                    failure = await self._engine_failure(
-                        Plan.from_dict(deployment.plan), replica, returncode
-                    )
-                    await self._release_replicas(deployment)
-                    deployment.fail(failure.code, failure.message)
-                    break
+                if deployment.status in (DeploymentStatus.DEPLOYED, DeploymentStatus.ERROR):
+                    await self._check_replicas(deployment)
+
+    async def _check_replicas(self, deployment: Deployment) -> None:
+        """Start healing each serving replica whose engine has exited."""
+        for replica in deployment.replicas:
+            if (
+                replica.handle is None
+                or replica.status is not InstanceStatus.DEPLOYED
+                or replica.replica_id in self._healers
+            ):
+                continue
+            returncode = await self.runner.returncode(replica)
+            if returncode is None:
+                continue
+            replica.status = InstanceStatus.FAILED
+            failure = await self.runner.failure_of(
+                Plan.from_dict(deployment.plan), replica, returncode
+            )
+            await self.runner.release(deployment, replica)
+            replica.status = InstanceStatus.FAILED
+            self._track(self._healers, replica.replica_id, self._heal(deployment, replica, failure))
 
     async def shutdown(self) -> None:
         """Stop every deployment (server shutdown): no engine may outlive the controller."""
         if self._monitor is not None:
             self._monitor.cancel()
+            await asyncio.gather(self._monitor, return_exceptions=True)
         for name in list(self.deployments):
             await self.stop(name)
-        await self._http.aclose()
-        self._executor.shutdown(wait=False)
-
-
-class _EngineFailure(Exception):
-    """An engine that exited or never became ready, with its lifecycle error code."""
-
-    def __init__(self, code: ErrorCode, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        await self.runner.close()

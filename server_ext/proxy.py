@@ -77,19 +77,42 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 "invalid_request_error",
                 "chat_not_supported",
             )
-        replica = self.controller.route(deployment.name)
-        if replica is None:
-            return self.openai_error(
-                503,
-                f"'{deployment.name}' is {deployment.status.value}, not ready for traffic.",
-                "server_error",
-                "deployment_not_ready",
-            )
-        replica.outstanding += 1
-        try:
-            await self._forward(replica.endpoint + self.upstream_path)
-        finally:
-            replica.outstanding -= 1
+        refused: set[str] = set()
+        while True:
+            replica = self.controller.route(deployment.name, exclude=refused)
+            if replica is None:
+                return self.openai_error(
+                    503,
+                    f"'{deployment.name}' is {deployment.status.value}, not ready for traffic.",
+                    "server_error",
+                    "deployment_not_ready",
+                )
+            replica.outstanding += 1
+            try:
+                upstream = await self._connect(replica.endpoint + self.upstream_path)
+            except httpx.TransportError as error:
+                replica.outstanding -= 1
+                self.controller.check_now()
+                if not isinstance(error, httpx.TimeoutException):
+                    # The replica failed before any answer (refused, or a pooled connection to
+                    # a dead engine): completions have no side effects, so another replica
+                    # may take the request.
+                    refused.add(replica.replica_id)
+                    continue
+                return self.openai_error(
+                    502, f"The engine did not answer: {error}", "server_error", "engine_unreachable"
+                )
+            except httpx.HTTPError as error:
+                replica.outstanding -= 1
+                self.controller.check_now()
+                return self.openai_error(
+                    502, f"The engine did not answer: {error}", "server_error", "engine_unreachable"
+                )
+            try:
+                await self._relay(upstream)
+            finally:
+                replica.outstanding -= 1
+            return
 
     def _request_object(self) -> dict | None:
         """Parse the JSON body; answer a 400 in OpenAI form when it is not an object."""
@@ -103,8 +126,8 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
             return None
         return body
 
-    async def _forward(self, url: str) -> None:
-        """Send the body upstream and relay status, headers and bytes as they arrive."""
+    async def _connect(self, url: str) -> httpx.Response:
+        """Send the body upstream; return the response with its body still to be read."""
         client: httpx.AsyncClient = self.settings["kz_http_client"]
         request = client.build_request(
             "POST",
@@ -113,12 +136,11 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
             headers={"Content-Type": "application/json", "Accept": "*/*"},
             timeout=UPSTREAM_TIMEOUT,
         )
-        try:
-            upstream = await client.send(request, stream=True)
-        except httpx.HTTPError as error:
-            return self.openai_error(
-                502, f"The engine did not answer: {error}", "server_error", "engine_unreachable"
-            )
+        return await client.send(request, stream=True)
+
+    async def _relay(self, upstream: httpx.Response) -> None:
+        """Relay status, headers and bytes as they arrive; a broken stream ends cleanly."""
+        url = str(upstream.request.url)
         try:
             self.set_status(upstream.status_code)
             for header in PASSED_RESPONSE_HEADERS:
@@ -132,8 +154,14 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
             pass  # the client went away; closing upstream below cancels the generation
         except httpx.HTTPError as error:
             self.log.warning("engine stream for %s broke: %s", url, error)
+            self.controller.check_now()
+            message = f"The engine stopped answering mid-response: {error}"
             if not self._headers_written:
-                return self.openai_error(502, str(error), "server_error", "engine_stream_broken")
+                return self.openai_error(502, message, "server_error", "engine_stream_broken")
+            if "text/event-stream" in upstream.headers.get("Content-Type", ""):
+                event = {"error": {"message": message, "type": "server_error",
+                                   "code": "engine_stream_broken"}}  # fmt: skip
+                self.write(f"data: {json.dumps(event)}\n\n")
             self.finish()
         finally:
             await upstream.aclose()

@@ -22,6 +22,7 @@ class Replica:
     pid: int | None = None
     node_id: str = ""
     outstanding: int = 0
+    restarts: int = 0
     handle: Any = None
 
     def to_dict(self) -> dict:
@@ -33,6 +34,7 @@ class Replica:
             "pid": self.pid,
             "node_id": self.node_id,
             "outstanding": self.outstanding,
+            "restarts": self.restarts,
         }
 
 

@@ -1,0 +1,152 @@
+"""Replica mechanics for the controller: place, probe until ready, explain a failure, release."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import httpx
+
+from kz_jupyter.engine_api import get_engine
+from kz_jupyter.engines.pool import RayPool, ReplicaHandle
+from kz_jupyter.planner import Plan
+from kz_jupyter.server_ext.records import Deployment, Replica
+from kz_jupyter.states import ErrorCode, InstanceStatus, classify_log_lines, issue_lines
+
+PROBE_INTERVAL = 0.25
+EXIT_CHECK_INTERVAL = 1.0
+FINAL_LOG_LINES = 500
+
+
+class EngineFailure(Exception):
+    """An engine that exited or never became ready, with its lifecycle error code."""
+
+    def __init__(self, code: ErrorCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class ReplicaSettings:
+    """How replicas are started and probed."""
+
+    state_dir: Path
+    startup_timeout: float = 300.0
+    num_cpus: float = 1.0
+
+
+class ReplicaRunner:
+    """Starts, probes and stops replicas through the Ray pool, off the event loop."""
+
+    def __init__(self, pool: RayPool, settings: ReplicaSettings):
+        self.pool = pool
+        self.settings = settings
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kz-replicas")
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+
+    async def blocking(self, func: Callable, *args, **kwargs):
+        """Run blocking work (Ray calls, file reads) off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(func, *args, **kwargs))
+
+    def log_path(self, deployment: Deployment, replica: Replica) -> Path:
+        """Where a replica's engine log is kept (appended to across restarts)."""
+        return self.settings.state_dir / "logs" / deployment.name / f"{replica.replica_id}.log"
+
+    async def start(self, deployment: Deployment, plan: Plan, replica: Replica) -> None:
+        """Have Ray place the replica's actor and start its engine.
+
+        If the caller is cancelled meanwhile, the start is let finish and what it started is
+        stopped, so no actor or engine is ever orphaned.
+        """
+        replica.status = InstanceStatus.REQUESTED
+        loop = asyncio.get_running_loop()
+        starting = loop.run_in_executor(
+            self._executor,
+            partial(
+                self.pool.start_replica,
+                plan.engine,
+                plan,
+                deployment.name,
+                self.log_path(deployment, replica),
+                self.settings.num_cpus,
+            ),
+        )
+        try:
+            handle: ReplicaHandle = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            handle = await starting
+            await self.blocking(self.pool.stop_replica, handle)
+            raise
+        replica.handle = handle
+        replica.endpoint = handle.info["endpoint"]
+        replica.pid = handle.info["pid"]
+        replica.node_id = handle.info["node_id"]
+
+    async def wait_ready(self, plan: Plan, replica: Replica) -> None:
+        """Probe the engine until it answers, exits (EngineFailure), or the timeout passes."""
+        url = replica.endpoint + replica.handle.info["readiness_path"]
+        deadline = time.monotonic() + self.settings.startup_timeout
+        next_exit_check = 0.0
+        while time.monotonic() < deadline:
+            if await self._answers(url):
+                replica.status = InstanceStatus.DEPLOYED
+                return
+            if time.monotonic() >= next_exit_check:
+                returncode = await self.blocking(self.pool.returncode, replica.handle)
+                if returncode is not None:
+                    raise await self.failure_of(plan, replica, returncode)
+                next_exit_check = time.monotonic() + EXIT_CHECK_INTERVAL
+            await asyncio.sleep(PROBE_INTERVAL)
+        raise EngineFailure(
+            ErrorCode.STARTUP_TIMEOUT,
+            f"{plan.engine} was not ready after {self.settings.startup_timeout:.0f} s.",
+        )
+
+    async def _answers(self, url: str) -> bool:
+        """Tell whether the engine answers its readiness URL with 200."""
+        try:
+            response = await self._http.get(url)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    async def returncode(self, replica: Replica) -> int | None:
+        """The replica's engine exit status, or None while it runs."""
+        return await self.blocking(self.pool.returncode, replica.handle)
+
+    async def failure_of(self, plan: Plan, replica: Replica, returncode: int) -> EngineFailure:
+        """Explain an engine that exited: error code from its log, message from its last lines."""
+        lines = await self.blocking(self.pool.tail, replica.handle, FINAL_LOG_LINES)
+        patterns = get_engine(plan.engine).log_patterns
+        code = classify_log_lines(lines, patterns) or ErrorCode.CONTAINER_EXITED
+        issues = issue_lines(lines, patterns)
+        detail = issues[-1][2].strip() if issues else (lines[-1].strip() if lines else "")
+        message = f"{plan.engine} exited with status {returncode}"
+        return EngineFailure(code, f"{message}: {detail}" if detail else f"{message}.")
+
+    async def release(self, deployment: Deployment, replica: Replica) -> None:
+        """Stop one replica's engine and actor, keeping the end of its log."""
+        if replica.handle is None:
+            return
+        handle, replica.handle = replica.handle, None
+        deployment.final_logs[replica.replica_id] = await self.blocking(
+            self.pool.tail, handle, FINAL_LOG_LINES
+        )
+        await self.blocking(self.pool.stop_replica, handle)
+        replica.status = InstanceStatus.STOPPED
+
+    async def tail(self, replica: Replica, lines: int) -> list[str]:
+        """The last lines of a running replica's engine log."""
+        return await self.blocking(self.pool.tail, replica.handle, lines)
+
+    async def close(self) -> None:
+        """Release the HTTP client and the worker threads."""
+        await self._http.aclose()
+        self._executor.shutdown(wait=False)
