@@ -63,7 +63,11 @@ class ReplicaActor:
         self.engine_process = EngineProcess(Path(log_path))
 
     def start(self, engine_name: str, plan: dict, served_name: str, host: str | None) -> dict:
-        """Start the engine on a free port of host (default: this node's address in Ray)."""
+        """Start the engine on a free port of host (default: this node's address in Ray).
+
+        Called again on the same actor, it replaces a dead (or running) engine with a new one.
+        """
+        self.engine_process.stop()
         node_id = ray.get_runtime_context().get_node_id()
         if host is None:
             host = next(n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id)
@@ -170,6 +174,21 @@ class RayPool:
         except RayActorError as error:
             raise PlacementError(f"The replica actor died while starting: {error}") from None
         return ReplicaHandle(actor=actor, info=info)
+
+    def restart_engine(
+        self, handle: ReplicaHandle, engine_name: str, plan: Plan, served_name: str
+    ) -> ReplicaHandle:
+        """Start a new engine in the replica's existing actor (its engine died, not the actor)."""
+        try:
+            info = ray.get(
+                handle.actor.start.remote(
+                    engine_name, plan.to_dict(), served_name, self.engine_host
+                ),
+                timeout=self.placement_timeout,
+            )
+        except (RayActorError, GetTimeoutError) as error:
+            raise PlacementError(f"The replica actor is gone: {error}") from None
+        return ReplicaHandle(actor=handle.actor, info=info)
 
     def returncode(self, handle: ReplicaHandle) -> int | None:
         """Return the engine's exit status (None while running); -1 when the actor is gone."""

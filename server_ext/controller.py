@@ -200,11 +200,10 @@ class Controller:
             )
             await asyncio.sleep(delay)
             try:
-                await self.runner.start(deployment, plan, replica)
+                await self.runner.restart(deployment, plan, replica)
                 await self.runner.wait_ready(plan, replica)
             except EngineFailure as error:
                 failure = error
-                await self.runner.release(deployment, replica)
                 continue
             except PlacementError as error:
                 failure = EngineFailure(ErrorCode.RUNTIME_ERROR, str(error))
@@ -304,8 +303,6 @@ class Controller:
             failure = await self.runner.failure_of(
                 Plan.from_dict(deployment.plan), replica, returncode
             )
-            await self.runner.release(deployment, replica)
-            replica.status = InstanceStatus.FAILED
             self._track(self._healers, replica.replica_id, self._heal(deployment, replica, failure))
 
     async def shutdown(self) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from kz_jupyter.engine_api import get_engine
-from kz_jupyter.engines.pool import RayPool, ReplicaHandle
+from kz_jupyter.engines.pool import PlacementError, RayPool, ReplicaHandle
 from kz_jupyter.planner import Plan
 from kz_jupyter.server_ext.records import Deployment, Replica
 from kz_jupyter.states import ErrorCode, InstanceStatus, classify_log_lines, issue_lines
@@ -84,6 +84,27 @@ class ReplicaRunner:
             handle = await starting
             await self.blocking(self.pool.stop_replica, handle)
             raise
+        self._adopt(replica, handle)
+
+    async def restart(self, deployment: Deployment, plan: Plan, replica: Replica) -> None:
+        """Start a new engine for a replica whose engine died: in its actor if that still
+        lives (fast: no new Ray worker), else in a newly placed actor."""
+        if replica.handle is not None:
+            try:
+                handle = await self.blocking(
+                    self.pool.restart_engine, replica.handle, plan.engine, plan, deployment.name
+                )
+            except PlacementError:
+                await self.release(deployment, replica)
+            else:
+                self._adopt(replica, handle)
+                return
+        await self.start(deployment, plan, replica)
+
+    @staticmethod
+    def _adopt(replica: Replica, handle: ReplicaHandle) -> None:
+        """Record where a replica's engine now runs."""
+        replica.status = InstanceStatus.REQUESTED
         replica.handle = handle
         replica.endpoint = handle.info["endpoint"]
         replica.pid = handle.info["pid"]
