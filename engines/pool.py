@@ -15,7 +15,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from kz_jupyter.engine_api import get_engine
-from kz_jupyter.engines.process import EngineProcess, free_port
+from kz_jupyter.engines.process import EngineProcess, free_port, read_lines_from
 from kz_jupyter.planner import Plan
 
 RAY_NAMESPACE = "kz_jupyter"
@@ -91,6 +91,12 @@ class ReplicaActor:
         """Return the last lines of the engine's log."""
         return self.engine_process.tail(lines)
 
+    def follow(self, offset: int | None) -> tuple[int, list[str]]:
+        """Return the log lines written after offset (None: start at the end now)."""
+        if offset is None:
+            return self.engine_process.log_size(), []
+        return read_lines_from(self.engine_process.log_path, offset)
+
     def stop(self) -> int | None:
         """Stop the engine process and return its exit status."""
         return self.engine_process.stop()
@@ -144,6 +150,7 @@ class RayPool:
             )
         else:
             ray.init(
+                address="local",  # a new local Ray; never a cluster found in /tmp/ray
                 namespace=RAY_NAMESPACE,
                 include_dashboard=False,
                 log_to_driver=False,
@@ -203,6 +210,13 @@ class RayPool:
             return ray.get(handle.actor.tail.remote(lines), timeout=30)
         except (RayActorError, GetTimeoutError):
             return []
+
+    def follow(self, handle: ReplicaHandle, offset: int | None) -> tuple[int, list[str]]:
+        """Return the replica's log lines after offset, and the new offset."""
+        try:
+            return ray.get(handle.actor.follow.remote(offset), timeout=30)
+        except (RayActorError, GetTimeoutError):
+            return offset or 0, []
 
     def stop_replica(self, handle: ReplicaHandle) -> None:
         """Stop the engine, then end the actor so its resources return to the pool."""

@@ -23,6 +23,24 @@ def free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
+def read_lines_from(path: Path, offset: int) -> tuple[int, list[str]]:
+    """Return the complete lines written to a file after byte offset, and the offset after them.
+
+    A file now shorter than offset was replaced: it is read from the start.
+    """
+    try:
+        with open(path, "rb") as log:
+            size = log.seek(0, os.SEEK_END)
+            offset = offset if offset <= size else 0
+            log.seek(offset)
+            data = log.read(min(size - offset, TAIL_READ_BYTES))
+    except FileNotFoundError:
+        return offset, []
+    complete = data[: data.rfind(b"\n") + 1]
+    text = complete.decode("utf-8", errors="replace")
+    return offset + len(complete), text.splitlines()
+
+
 def tail_file(path: Path, lines: int) -> list[str]:
     """Return the last lines of a text file (empty when it does not exist yet)."""
     try:
@@ -69,6 +87,13 @@ class EngineProcess:
     def tail(self, lines: int = 200) -> list[str]:
         """Return the last lines of the engine's log."""
         return tail_file(self.log_path, lines)
+
+    def log_size(self) -> int:
+        """Return the log's size in bytes (where following it starts)."""
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def stop(self, grace_seconds: float = 10.0) -> int | None:
         """Stop the engine: SIGTERM to its process group, then SIGKILL after the grace period."""

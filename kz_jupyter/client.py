@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 
@@ -77,6 +78,21 @@ class KzClient:
     def logs(self, name: str, lines: int = 200) -> dict:
         """Return the last lines of each replica's log, with detected issues."""
         return self._request("GET", "deployments", name, "logs", params={"lines": lines})
+
+    def follow_logs(self, name: str, lines: int = 20) -> Iterator[dict]:
+        """Yield log events {replica, line, issue} as the engine writes them, until it stops."""
+        url = self.connection.url("kz/api/deployments", name, "logs")
+        params = {"lines": lines, "follow": "true"}
+        try:
+            with self._http.stream("GET", url, params=params, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise KzError(_error_message(response))
+                for line in response.iter_lines():
+                    if line:
+                        yield json.loads(line)
+        except httpx.HTTPError as error:
+            raise KzError(f"Cannot follow the logs at {url}: {error}") from None
 
     def wait(
         self,

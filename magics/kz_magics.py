@@ -15,6 +15,7 @@ from kz_jupyter.magics.text import (
     format_deployments,
     format_failure,
     format_hardware,
+    format_log_event,
     format_logs,
     format_transition,
 )
@@ -25,7 +26,7 @@ USAGE = """\
 %kz chat NAME PROMPT... [--max-tokens N] [--temperature T]
                                 stream a reply (%%kz chat NAME: the cell body is the prompt)
 %kz ps                          list deployments
-%kz logs NAME [--lines N]       the engine's log, issue lines marked with '!'
+%kz logs NAME [--lines N] [--follow]   the engine's log, issue lines marked with '!'
 %kz stop NAME                   stop a deployment and its engine processes"""
 
 
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs = commands.add_parser("logs", add_help=False)
     logs.add_argument("name")
     logs.add_argument("--lines", type=int, default=100)
+    logs.add_argument("--follow", action="store_true")
     stop = commands.add_parser("stop", add_help=False)
     stop.add_argument("name")
     return parser
@@ -146,7 +148,14 @@ class KzMagics(Magics):
         print()
 
     def _do_logs(self, args, cell) -> None:
-        print(format_logs(self.client.logs(args.name, args.lines)))
+        if not args.follow:
+            print(format_logs(self.client.logs(args.name, args.lines)))
+            return
+        try:
+            for event in self.client.follow_logs(args.name, args.lines):
+                print(format_log_event(event), flush=True)
+        except KeyboardInterrupt:  # interrupting the cell ends the follow quietly
+            return
 
     def _do_stop(self, args, cell) -> None:
         record = self.client.stop(args.name)

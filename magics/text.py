@@ -88,6 +88,12 @@ def format_failure(record: dict) -> str:
     )
 
 
+def format_log_event(event: dict) -> str:
+    """Render one followed log line, marked with '!' and its code when it is an issue."""
+    mark = f"! [{event['issue']}] " if event.get("issue") else "  "
+    return f"{event['replica']} {mark}{event['line']}"
+
+
 def format_logs(logs: dict) -> str:
     """Render each replica's log tail, marking detected issue lines with '!'."""
     parts = []

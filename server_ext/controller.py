@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from kz_jupyter.engines.pool import PlacementError
@@ -19,6 +20,7 @@ from kz_jupyter.states import DeploymentStatus, ErrorCode, InstanceStatus
 
 MONITOR_INTERVAL = 1.0
 DRAIN_POLL = 0.1
+FOLLOW_POLL = 0.5
 
 
 class DeployRequestError(ValueError):
@@ -252,6 +254,26 @@ class Controller:
             if replica.handle is not None:
                 result[replica.replica_id] = await self.runner.tail(replica, lines)
         return {key: value[-lines:] for key, value in result.items()}
+
+    async def follow_logs(self, name: str, lines: int) -> AsyncIterator[tuple[str, str] | None]:
+        """Yield (replica, line): the last lines of each log, then new lines as they are
+        written, until the deployment is no longer active; None after each poll round, so a
+        consumer can notice its client went away even when nothing is logged."""
+        deployment = self.deployments[name]
+        for replica, tail in (await self.logs(name, lines)).items():
+            for line in tail:
+                yield replica, line
+        offsets: dict[str, int | None] = {}
+        while deployment.status.is_active:
+            for replica in deployment.replicas:
+                if replica.handle is None:
+                    continue
+                key = replica.replica_id
+                offsets[key], new_lines = await self.runner.follow(replica, offsets.get(key))
+                for line in new_lines:
+                    yield key, line
+            yield None
+            await asyncio.sleep(FOLLOW_POLL)
 
     def route(self, name: str, exclude: frozenset[str] | set[str] = frozenset()) -> Replica | None:
         """Pick the DEPLOYED replica of name (not in exclude) with the fewest outstanding."""

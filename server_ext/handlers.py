@@ -9,11 +9,12 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
+from tornado.iostream import StreamClosedError
 
 from kz_jupyter.engine_api import get_engine
 from kz_jupyter.hardware import probe_hardware
 from kz_jupyter.server_ext.controller import Controller, DeployRequestError, parse_deploy_request
-from kz_jupyter.states import issue_lines
+from kz_jupyter.states import classify_log_lines, issue_lines
 
 AUTH_RESOURCE = "kz"
 MAX_LOG_LINES = 10_000
@@ -93,7 +94,11 @@ class LogsHandler(KzAPIHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str) -> None:
-        """Return {replica: {lines, issues}}; `?lines=N` bounds the tail (default 200)."""
+        """Return {replica: {lines, issues}}; `?lines=N` bounds the tail (default 200).
+
+        With `?follow=true`, stream NDJSON events {replica, line, issue}: the tail, then each
+        new line as the engine writes it, until the deployment stops.
+        """
         deployment = self.deployment_or_404(name)
         try:
             count = int(self.get_argument("lines", "200"))
@@ -101,14 +106,41 @@ class LogsHandler(KzAPIHandler):
             raise web.HTTPError(400, "'lines' must be an integer.") from None
         if not 1 <= count <= MAX_LOG_LINES:
             raise web.HTTPError(400, f"'lines' must be from 1 to {MAX_LOG_LINES}.")
-        logs = await self.controller.logs(name, count)
         engine = (deployment.plan or {}).get("engine")
         patterns = get_engine(engine).log_patterns if engine else ()
+        if self.get_argument("follow", "false").lower() in ("1", "true", "yes"):
+            return await self._follow(name, count, patterns)
+        logs = await self.controller.logs(name, count)
         replicas = {
             replica: {"lines": lines, "issues": issue_lines(lines, patterns)}
             for replica, lines in logs.items()
         }
         self.finish(json.dumps({"name": name, "replicas": replicas}))
+
+    async def _follow(self, name: str, count: int, patterns) -> None:
+        """Stream NDJSON events {replica, line, issue} until the deployment stops."""
+        self.set_header("Content-Type", "application/x-ndjson")
+        self.set_header("Cache-Control", "no-cache")
+        self._client_gone = False
+        async for event in self.controller.follow_logs(name, count):
+            if self._client_gone:
+                return
+            if event is None:
+                continue
+            replica, line = event
+            code = classify_log_lines([line], patterns)
+            issue = code.value if code else None
+            self.write(json.dumps({"replica": replica, "line": line, "issue": issue}) + "\n")
+            try:
+                await self.flush()
+            except StreamClosedError:
+                return
+        self.finish()
+
+    def on_connection_close(self) -> None:
+        """Note that a follower went away, so its stream stops polling."""
+        self._client_gone = True
+        super().on_connection_close()
 
 
 class HardwareHandler(KzAPIHandler):

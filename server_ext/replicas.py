@@ -127,7 +127,7 @@ class ReplicaRunner:
             await asyncio.sleep(PROBE_INTERVAL)
         raise EngineFailure(
             ErrorCode.STARTUP_TIMEOUT,
-            f"{plan.engine} was not ready after {self.settings.startup_timeout:.0f} s.",
+            f"{plan.engine} was not ready after {self.settings.startup_timeout:g} s.",
         )
 
     async def _answers(self, url: str) -> bool:
@@ -162,6 +162,10 @@ class ReplicaRunner:
         )
         await self.blocking(self.pool.stop_replica, handle)
         replica.status = InstanceStatus.STOPPED
+
+    async def follow(self, replica: Replica, offset: int | None) -> tuple[int, list[str]]:
+        """Log lines of a running replica written after offset (None: from now)."""
+        return await self.blocking(self.pool.follow, replica.handle, offset)
 
     async def tail(self, replica: Replica, lines: int) -> list[str]:
         """The last lines of a running replica's engine log."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from kz_jupyter.engines.process import free_port
@@ -30,7 +32,31 @@ def ray_head():
         env=env, check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     yield f"127.0.0.1:{port}", env
-    subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    stop_cluster(port)
+
+
+def stop_cluster(port: int) -> None:
+    """Kill this cluster's processes only: `ray stop` would kill every Ray on the machine,
+    including the local Ray other tests of this process use."""
+    roots = [
+        process
+        for process in psutil.process_iter(["cmdline"])
+        if any(f"127.0.0.1:{port}" in arg or arg == f"--gcs_server_port={port}"
+               for arg in process.info["cmdline"] or ())
+    ]  # fmt: skip
+    tree = {p for root in roots for p in [root, *safe_children(root)]}
+    for process in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(list(tree), timeout=30)
+
+
+def safe_children(process: psutil.Process) -> list[psutil.Process]:
+    """A process's descendants; none when it has already exited."""
+    try:
+        return process.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
 
 
 def test_demo_deploys_on_the_named_cluster(ray_head, tmp_path):
