@@ -20,10 +20,6 @@ class LocatedModel:
     format: str
     source: str
 
-    def to_dict(self) -> dict:
-        """Return JSON-ready data."""
-        return {"path": str(self.path), "format": self.format, "source": self.source}
-
 
 class ModelNotFoundError(LookupError):
     """The model's files are not on disk; `code` says which lifecycle error this is."""
