@@ -1,6 +1,7 @@
 """Walking-skeleton benchmark: proxy overhead and time to DEPLOYED.
 
-Measures, in one run against the embedded app:
+Measures, in one run against a `jupyter server` process with the extension (the JupyterLab
+hosting mode; `--embedded` uses the in-process app instead, which shares this process's CPU):
 - time from deploy request to DEPLOYED, cold (Ray not started yet) and warm (Ray up);
 - streamed chat tokens/s and time to first token through /kz/v1 versus the same engine's own
   endpoint, interleaved round by round so both see the same machine conditions.
@@ -12,13 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import openai
 
 from kz_jupyter.client import KzClient
+from kz_jupyter.connection import ServerConnection
+from kz_jupyter.engines.process import free_port
 
 PROMPT = [{"role": "user", "content": "Write a long story about a dragon who learns to cook."}]
 
@@ -50,6 +59,25 @@ def stream_once(client: openai.OpenAI, model: str, max_tokens: int) -> tuple[flo
     return ttft, rate, chunks
 
 
+def start_jupyter_server(workdir: str) -> tuple[ServerConnection, subprocess.Popen]:
+    """Start `jupyter server` on loopback (the kz extension is enabled by install)."""
+    port, token = free_port("127.0.0.1"), secrets.token_hex(16)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
+         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={workdir}"],
+        env={**os.environ, "KZ_STATE_DIR": os.path.join(workdir, "state")},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    connection = ServerConnection(f"http://127.0.0.1:{port}/", token, "bench server")
+    while True:
+        try:
+            if httpx.get(connection.url("api/status"), params={"token": token}).is_success:
+                return connection, process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+
+
 def summarize(samples: list[tuple[float, float, int]]) -> dict:
     """Median time to first token and tokens/s of a list of samples."""
     return {
@@ -65,9 +93,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--json", type=Path, default=Path("bench/results/skeleton.json"))
+    parser.add_argument("--embedded", action="store_true", help="use the in-process app")
     args = parser.parse_args()
 
-    client = KzClient()
+    workdir = tempfile.mkdtemp(prefix="kz-bench-")
+    server = None
+    if args.embedded:
+        client = KzClient()
+    else:
+        connection, server = start_jupyter_server(workdir)
+        client = KzClient(connection)
     cold = timed_deploy(client, "bench-cold")
     client.stop("bench-cold")
     warm = timed_deploy(client, "bench")
@@ -84,6 +119,9 @@ def main() -> None:
             target = direct if path == "engine" else proxied
             results[path].append(stream_once(target, "bench", args.max_tokens))
     client.stop("bench")
+    if server is not None:
+        server.terminate()
+        server.wait(timeout=60)
 
     engine, proxy = summarize(results["engine"]), summarize(results["proxy"])
     report = {
@@ -94,6 +132,7 @@ def main() -> None:
         / engine["tokens_per_s_p50"],
         "rounds": args.rounds,
         "max_tokens": args.max_tokens,
+        "server": "embedded" if args.embedded else "jupyter server process",
     }
     print(f"deploy -> DEPLOYED   cold (starts Ray): {cold:6.2f} s   warm (Ray up): {warm:6.2f} s")
     print(f"{'path':<16}{'TTFT p50 ms':>12}{'tokens/s p50':>14}")
