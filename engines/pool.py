@@ -168,10 +168,7 @@ class RayPool:
         )
         actor = actor_class.remote(str(log_path))
         try:
-            info = ray.get(
-                actor.start.remote(engine_name, plan.to_dict(), served_name, self.engine_host),
-                timeout=self.placement_timeout,
-            )
+            info = self._start_engine(actor, engine_name, plan, served_name)
         except GetTimeoutError:
             ray.kill(actor)
             raise PlacementError(
@@ -187,15 +184,17 @@ class RayPool:
     ) -> ReplicaHandle:
         """Start a new engine in the replica's existing actor (its engine died, not the actor)."""
         try:
-            info = ray.get(
-                handle.actor.start.remote(
-                    engine_name, plan.to_dict(), served_name, self.engine_host
-                ),
-                timeout=self.placement_timeout,
-            )
+            info = self._start_engine(handle.actor, engine_name, plan, served_name)
         except (RayActorError, GetTimeoutError) as error:
             raise PlacementError(f"The replica actor is gone: {error}") from None
         return ReplicaHandle(actor=handle.actor, info=info)
+
+    def _start_engine(
+        self, actor: ray.actor.ActorHandle, engine_name: str, plan: Plan, served_name: str
+    ) -> dict:
+        """Have an actor start its engine; wait at most the placement timeout."""
+        started = actor.start.remote(engine_name, plan.to_dict(), served_name, self.engine_host)
+        return ray.get(started, timeout=self.placement_timeout)
 
     def returncode(self, handle: ReplicaHandle) -> int | None:
         """Return the engine's exit status (None while running); -1 when the actor is gone."""

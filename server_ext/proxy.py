@@ -102,12 +102,6 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 return self.openai_error(
                     502, f"The engine did not answer: {error}", "server_error", "engine_unreachable"
                 )
-            except httpx.HTTPError as error:
-                replica.outstanding -= 1
-                self.controller.check_now()
-                return self.openai_error(
-                    502, f"The engine did not answer: {error}", "server_error", "engine_unreachable"
-                )
             try:
                 await self._relay(upstream)
             finally:
