@@ -8,6 +8,9 @@ import re
 import psutil
 
 from kz_jupyter.engine_api import Engine, LaunchSpec, distribution_version
+from kz_jupyter.hardware import HardwareProfile
+from kz_jupyter.memory import MIB, MemoryEstimate, kv_cache_bytes
+from kz_jupyter.model_shape import ModelShape
 from kz_jupyter.planner import Plan
 from kz_jupyter.states import ErrorCode
 
@@ -24,6 +27,13 @@ FAMILY_CHAT_FORMATS = {
     "phi2": "phind",
     "chatglm": "chatglm3",
 }
+
+
+# Measured on llama-cpp-python 0.3.36 (bench/bench_memory_estimate.py): the server process
+# without a model (Python, uvicorn, libllama mapped), and its vocabulary tables per token.
+SERVER_BASE_BYTES = 103 * MIB
+VOCAB_BYTES_PER_TOKEN = 190
+UBATCH_TOKENS = 512  # llama.cpp's default n_ubatch: buffers are reserved for this many tokens
 
 
 class LlamaCppEngine(Engine):
@@ -77,6 +87,26 @@ class LlamaCppEngine(Engine):
             return family, True, f"no template in the GGUF: using the {architecture} family's"
         return None, False, f"no chat template in the GGUF and none known for '{architecture}'"
 
+    def estimate_memory(
+        self, shape: ModelShape, context_length: int, hardware: HardwareProfile
+    ) -> MemoryEstimate:
+        """Peak RSS of llama_cpp.server: mapped weights, f16 KV cache (a full-size cache on
+        every layer, as llama-cpp-python allocates it), the compute buffer reserved for one
+        ubatch (f32 logits, or attention scores over the whole context, whichever is larger),
+        and the server process with its vocabulary tables.
+        """
+        device, available = self.memory_budget(hardware)
+        logits = shape.vocab_size * UBATCH_TOKENS * 4
+        scores = context_length * UBATCH_TOKENS * max(shape.heads, 1) * 4
+        return MemoryEstimate(
+            weights=shape.weights_bytes,
+            kv_cache=kv_cache_bytes(shape, context_length),
+            compute=int(max(logits, scores) * 1.05),
+            overhead=SERVER_BASE_BYTES + VOCAB_BYTES_PER_TOKEN * shape.vocab_size,
+            device=device,
+            available=available,
+        )
+
     def launch_spec(self, plan: Plan, served_name: str, host: str, port: int) -> LaunchSpec:
         """Serve the GGUF file under the deployment's name, one thread per physical core.
 
@@ -104,4 +134,6 @@ class LlamaCppEngine(Engine):
         ]
         if plan.chat_format:
             args += ["--chat_format", plan.chat_format]
+        if plan.gpu_layers is not None:
+            args += ["--n_gpu_layers", str(plan.gpu_layers)]
         return LaunchSpec(args=(*args, *plan.extra_args), readiness_path="/v1/models")

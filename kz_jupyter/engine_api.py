@@ -9,10 +9,16 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from kz_jupyter.memory import GIB, MIB, MemoryEstimate, kv_cache_bytes
+from kz_jupyter.model_shape import ModelShape
 from kz_jupyter.states import ErrorCode
 
 if TYPE_CHECKING:
+    from kz_jupyter.hardware import HardwareProfile
     from kz_jupyter.planner import Plan
+
+GENERIC_OVERHEAD = 1 * GIB
+GENERIC_BATCH_TOKENS = 512
 
 ENTRY_POINT_GROUP = "kz_jupyter.engines"
 
@@ -61,6 +67,28 @@ class Engine(ABC):
         if has_template:
             return None, True, "the model's own chat template"
         return None, False, "the model has no chat template: use completions"
+
+    def memory_budget(self, hardware: HardwareProfile) -> tuple[str, int]:
+        """Where this engine keeps a model here, and how many bytes are free there."""
+        return "RAM", hardware.ram_available
+
+    def estimate_memory(
+        self, shape: ModelShape, context_length: int, hardware: HardwareProfile
+    ) -> MemoryEstimate:
+        """Estimate a deployment's peak memory: weights, KV cache, buffers, engine overhead.
+
+        The generic estimate counts f32 logits for one batch of tokens as buffers and a fixed
+        overhead; engines override it with what they measurably allocate.
+        """
+        device, available = self.memory_budget(hardware)
+        return MemoryEstimate(
+            weights=shape.weights_bytes,
+            kv_cache=kv_cache_bytes(shape, context_length),
+            compute=shape.vocab_size * GENERIC_BATCH_TOKENS * 4 + 64 * MIB,
+            overhead=GENERIC_OVERHEAD,
+            device=device,
+            available=available,
+        )
 
 
 def distribution_version(name: str) -> str | None:

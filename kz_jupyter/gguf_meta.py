@@ -1,8 +1,9 @@
-"""Read what a GGUF file says about itself: architecture, context length, chat template.
+"""Read what a GGUF file says about itself: architecture, shape, context length, chat template.
 
-Only the key-value header is read, through mmap, skipping array values (the tokenizer's vocabulary
-holds tens of thousands of strings) by offset arithmetic. gguf's GGUFReader parses every array
-element and every tensor description in Python, which takes seconds for a 100 MB model.
+Only the key-value header is read, skipping array values (the tokenizer's vocabulary holds tens
+of thousands of strings) by offset arithmetic. gguf's GGUFReader parses every array element and
+every tensor description in Python, which takes seconds for a 100 MB model, and it needs the whole
+file: this reader also works on the first bytes of a remote file (`parse_gguf_header`).
 """
 
 from __future__ import annotations
@@ -18,18 +19,31 @@ SCALAR_FORMATS = {
     0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
     10: "<Q", 11: "<q", 12: "<d",
 }  # fmt: skip
-WANTED_SUFFIXES = (".context_length",)
+SHAPE_SUFFIXES = (
+    ".context_length",
+    ".block_count",
+    ".embedding_length",
+    ".feed_forward_length",
+    ".attention.head_count",
+    ".attention.head_count_kv",
+    ".attention.key_length",
+    ".attention.value_length",
+    ".attention.sliding_window",
+)
 WANTED_KEYS = {
     "general.architecture",
     "general.name",
     "general.file_type",
+    "general.size_label",
     "tokenizer.chat_template",
+    "tokenizer.ggml.tokens",
+    "split.count",
 }
 
 
 @dataclass(frozen=True)
 class GgufMetadata:
-    """The few GGUF header fields that planning needs."""
+    """The GGUF header fields that planning and memory estimates need."""
 
     architecture: str
     name: str
@@ -37,6 +51,15 @@ class GgufMetadata:
     chat_template: str | None
     file_type: int | None
     size_bytes: int
+    block_count: int = 0
+    embedding_length: int = 0
+    feed_forward_length: int = 0
+    head_count: int = 0
+    head_count_kv: int = 0
+    key_length: int = 0
+    value_length: int = 0
+    vocab_size: int = 0
+    split_count: int = 1
 
     @property
     def has_chat_template(self) -> bool:
@@ -48,18 +71,24 @@ class GgufReadError(ValueError):
     """A file that is not a readable GGUF model."""
 
 
-class _HeaderCursor:
-    """Walks the GGUF key-value header in a memory map."""
+class GgufTruncatedError(GgufReadError):
+    """The bytes given end inside the header: read more of the file."""
 
-    def __init__(self, data: mmap.mmap):
+
+class _HeaderCursor:
+    """Walks the GGUF key-value header in a buffer (a memory map or the first bytes of a file)."""
+
+    def __init__(self, data: bytes | mmap.mmap):
         self.data = data
         self.offset = 0
 
     def advance(self, size: int) -> int:
-        """Move past size bytes and return where they start; a file too short is an error."""
+        """Move past size bytes and return where they start; a buffer too short is an error."""
         start = self.offset
-        if size < 0 or start + size > len(self.data):
-            raise GgufReadError("truncated or corrupt header")
+        if size < 0 or size > 1 << 40:
+            raise GgufReadError("corrupt header (impossible length)")
+        if start + size > len(self.data):
+            raise GgufTruncatedError("truncated header")
         self.offset = start + size
         return start
 
@@ -75,7 +104,7 @@ class _HeaderCursor:
         return self.data[start : start + length].decode("utf-8", errors="replace")
 
     def value(self, value_type: int, keep: bool) -> object:
-        """Read a value of value_type, or skip it (returning None) when keep is False."""
+        """Read a value, or skip it (None) when keep is False; a kept array gives its length."""
         if value_type == STRING:
             if keep:
                 return self.string()
@@ -85,17 +114,21 @@ class _HeaderCursor:
             element_type, count = self.unpack("<I"), self.unpack("<Q")
             if element_type in SCALAR_FORMATS:
                 self.advance(count * struct.calcsize(SCALAR_FORMATS[element_type]))
-            else:
+            elif element_type in (STRING, ARRAY):
                 for _ in range(count):
                     self.value(element_type, keep=False)
-            return None
+            else:
+                raise GgufReadError(f"unknown GGUF array type {element_type}")
+            return count if keep else None
         if value_type not in SCALAR_FORMATS:
             raise GgufReadError(f"unknown GGUF value type {value_type}")
         return self.unpack(SCALAR_FORMATS[value_type])
 
 
-def _read_header(data: mmap.mmap) -> dict[str, object]:
+def _read_fields(data: bytes | mmap.mmap) -> dict[str, object]:
     """Return the wanted header fields of a GGUF file."""
+    if len(data) < 4:
+        raise GgufTruncatedError("truncated header")
     if data[:4] != GGUF_MAGIC:
         raise GgufReadError("no GGUF magic number")
     cursor = _HeaderCursor(data)
@@ -107,27 +140,50 @@ def _read_header(data: mmap.mmap) -> dict[str, object]:
     fields: dict[str, object] = {}
     for _ in range(cursor.unpack("<Q")):
         key = cursor.string()
-        keep = key in WANTED_KEYS or key.endswith(WANTED_SUFFIXES)
+        keep = key in WANTED_KEYS or key.endswith(SHAPE_SUFFIXES)
         value = cursor.value(cursor.unpack("<I"), keep)
         if keep:
             fields[key] = value
     return fields
 
 
+def _number(fields: dict[str, object], key: str) -> int:
+    """An integer header field, 0 when absent (a per-layer array counts as absent)."""
+    value = fields.get(key)
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def parse_gguf_header(data: bytes | mmap.mmap, size_bytes: int) -> GgufMetadata:
+    """Parse a GGUF header from the file's first bytes; GgufTruncatedError asks for more."""
+    fields = _read_fields(data)
+    arch = str(fields.get("general.architecture") or "")
+    heads = _number(fields, f"{arch}.attention.head_count")
+    embedding = _number(fields, f"{arch}.embedding_length")
+    head_dim = embedding // heads if heads else 0
+    file_type = fields.get("general.file_type")
+    return GgufMetadata(
+        architecture=arch,
+        name=str(fields.get("general.name") or ""),
+        context_length=_number(fields, f"{arch}.context_length"),
+        chat_template=fields.get("tokenizer.chat_template") or None,
+        file_type=int(file_type) if file_type is not None else None,
+        size_bytes=size_bytes,
+        block_count=_number(fields, f"{arch}.block_count"),
+        embedding_length=embedding,
+        feed_forward_length=_number(fields, f"{arch}.feed_forward_length"),
+        head_count=heads,
+        head_count_kv=_number(fields, f"{arch}.attention.head_count_kv") or heads,
+        key_length=_number(fields, f"{arch}.attention.key_length") or head_dim,
+        value_length=_number(fields, f"{arch}.attention.value_length") or head_dim,
+        vocab_size=_number(fields, "tokenizer.ggml.tokens"),
+        split_count=_number(fields, "split.count") or 1,
+    )
+
+
 def read_gguf_metadata(path: Path) -> GgufMetadata:
     """Read the GGUF header of path, raising GgufReadError when it is not a GGUF model."""
     try:
         with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            fields = _read_header(data)
+            return parse_gguf_header(data, path.stat().st_size)
     except (OSError, ValueError, struct.error) as error:
         raise GgufReadError(f"{path} is not a readable GGUF file ({error}).") from None
-    architecture = str(fields.get("general.architecture") or "")
-    file_type = fields.get("general.file_type")
-    return GgufMetadata(
-        architecture=architecture,
-        name=str(fields.get("general.name") or ""),
-        context_length=int(fields.get(f"{architecture}.context_length") or 0),
-        chat_template=fields.get("tokenizer.chat_template") or None,
-        file_type=int(file_type) if file_type is not None else None,
-        size_bytes=path.stat().st_size,
-    )

@@ -5,10 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import snapshot_download, try_to_load_from_cache
-from huggingface_hub.errors import LocalEntryNotFoundError
-
-from kz_jupyter.references import HubRepo, LocalPath, ModelReference, PipShippedModel
+from kz_jupyter.references import LocalPath, ModelReference, PipShippedModel
 from kz_jupyter.states import ErrorCode
 
 
@@ -62,34 +59,11 @@ def _locate_local(ref: LocalPath) -> LocatedModel:
     return LocatedModel(path=path, format="gguf", source="local")
 
 
-def _locate_cached_hub(ref: HubRepo) -> LocatedModel:
-    """Find a Hub model in the local Hugging Face cache, without any network access."""
-    hint = (
-        f"'{ref.repo_id}' is not in the local Hugging Face cache: download it first "
-        f"(hf download {ref.repo_id}"
-    )
-    if ref.filename:
-        cached = try_to_load_from_cache(ref.repo_id, ref.filename, revision=ref.revision)
-        if not isinstance(cached, str):
-            raise ModelNotFoundError(f"{hint} {ref.filename}).", ErrorCode.MUST_REDOWNLOAD)
-        return LocatedModel(path=Path(cached), format="gguf", source="hub-cache")
-    try:
-        snapshot = Path(
-            snapshot_download(ref.repo_id, revision=ref.revision, local_files_only=True)
-        )
-    except (LocalEntryNotFoundError, FileNotFoundError):
-        raise ModelNotFoundError(f"{hint}).", ErrorCode.MUST_REDOWNLOAD) from None
-    ggufs = sorted(snapshot.rglob("*.gguf"))
-    if ref.quant:
-        ggufs = [p for p in ggufs if ref.quant.lower() in p.name.lower()]
-    if len(ggufs) == 1:
-        return LocatedModel(path=ggufs[0], format="gguf", source="hub-cache")
-    path, fmt = _format_of_directory(snapshot)
-    return LocatedModel(path=path, format=fmt, source="hub-cache")
-
-
 def locate_model(ref: ModelReference) -> LocatedModel:
-    """Return the files for a reference, or raise ModelNotFoundError saying what to do."""
+    """Return the files of a model on disk, or raise ModelNotFoundError saying what to do.
+
+    Hub repos are resolved by `kz_jupyter.model_sources`, which downloads what is missing.
+    """
     if isinstance(ref, LocalPath):
         return _locate_local(ref)
     if isinstance(ref, PipShippedModel):
@@ -99,4 +73,4 @@ def locate_model(ref: ModelReference) -> LocatedModel:
                 ErrorCode.MUST_REDOWNLOAD,
             )
         return LocatedModel(path=ref.path, format="gguf", source=f"pip:{ref.distribution}")
-    return _locate_cached_hub(ref)
+    raise ModelNotFoundError(f"'{ref.short_name}' is a Hub repo, not a model on disk.")

@@ -1,4 +1,4 @@
-"""Engine planning: which engine serves a model here, with what settings, and why."""
+"""Engine planning: which engine and files serve a model here, whether it fits, and why."""
 
 from __future__ import annotations
 
@@ -6,13 +6,37 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from kz_jupyter.engine_api import Engine, load_engines
-from kz_jupyter.gguf_meta import GgufReadError, read_gguf_metadata
 from kz_jupyter.hardware import HardwareProfile
-from kz_jupyter.model_files import LocatedModel
+from kz_jupyter.memory import MemoryEstimate, fit_suggestions, human_bytes
+from kz_jupyter.model_shape import ModelShape
+from kz_jupyter.model_sources import Candidate, ModelSource
+from kz_jupyter.references import HubRepo
 from kz_jupyter.states import ErrorCode
 
 DEFAULT_CONTEXT_LENGTH = 4096
 ENGINE_EXTRAS = {"llamacpp": "llamacpp", "vllm": "vllm", "mlx": "mlx"}
+# Engine preference per kind of machine (the Kamiwaza rules): vLLM on NVIDIA, MLX on Apple
+# Silicon, llama.cpp on CPU; engines from plugins come after these.
+PREFERENCE = {
+    "nvidia": ("vllm", "llamacpp", "mlx"),
+    "apple": ("mlx", "llamacpp", "vllm"),
+    "cpu": ("llamacpp", "vllm", "mlx"),
+}
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What a user may set instead of the planner: engine, context and engine parameters."""
+
+    engine: str | None = None
+    context_length: int | None = None
+    replicas: int = 1
+    gpu_layers: int | None = None
+    dtype: str | None = None
+    quantization: str | None = None
+    tensor_parallel: int = 1
+    extra_args: tuple[str, ...] = ()
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -32,11 +56,26 @@ class Plan:
     weights_bytes: int = 0
     replicas: int = 1
     extra_args: tuple[str, ...] = field(default=())
+    source: str = "local"
+    repo_id: str = ""
+    revision: str | None = None
+    files: tuple[str, ...] = field(default=())
+    entry: str = ""
+    variant: str = ""
+    download_bytes: int = 0
+    memory: dict = field(default_factory=dict)
+    rejected: dict = field(default_factory=dict)
+    forced: bool = False
+    gpu_layers: int | None = None
+    dtype: str | None = None
+    quantization: str | None = None
+    tensor_parallel: int = 1
 
     def to_dict(self) -> dict:
         """Return JSON-ready data."""
         data = dataclasses.asdict(self)
         data["extra_args"] = list(self.extra_args)
+        data["files"] = list(self.files)
         return data
 
     @classmethod
@@ -44,6 +83,7 @@ class Plan:
         """Rebuild a plan from `to_dict` output."""
         values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
         values["extra_args"] = tuple(values.get("extra_args", ()))
+        values["files"] = tuple(values.get("files", ()))
         return cls(**values)
 
 
@@ -61,74 +101,144 @@ def _install_hint(engine: str) -> str:
     return f"pip install 'kz-jupyter[{extra}]'"
 
 
-def choose_engine(
-    fmt: str, hardware: HardwareProfile, engines: dict[str, Engine], requested: str | None
-) -> tuple[Engine, str]:
-    """Pick the engine for a model format on this hardware; explain the choice."""
-    if requested:
-        if requested not in engines:
-            known = ", ".join(sorted(engines)) or "none"
-            raise PlanError(f"Unknown engine '{requested}'. Known engines: {known}.")
-        engine = engines[requested]
-        if fmt not in engine.formats:
-            raise PlanError(
-                f"Engine '{requested}' cannot serve {fmt} models "
-                f"(it serves {', '.join(engine.formats)})."
-            )
+def machine_kind(hardware: HardwareProfile) -> str:
+    """'nvidia', 'apple' or 'cpu'."""
+    if hardware.gpus:
+        return "nvidia"
+    return "apple" if hardware.apple_silicon else "cpu"
+
+
+def _where(hardware: HardwareProfile) -> str:
+    """The machine in a few words."""
+    kind = machine_kind(hardware)
+    if kind == "nvidia":
+        return f"{len(hardware.gpus)} NVIDIA GPU(s)"
+    return "Apple Silicon" if kind == "apple" else "CPU only"
+
+
+def rank_engines(
+    formats: tuple[str, ...],
+    hardware: HardwareProfile,
+    engines: dict[str, Engine],
+    requested: str | None = None,
+) -> tuple[list[tuple[Engine, str]], dict[str, str]]:
+    """Engines that can serve one of formats here, best first, and why each other cannot."""
+    if requested and requested not in engines:
+        known = ", ".join(sorted(engines)) or "none"
+        raise PlanError(f"Unknown engine '{requested}'. Known engines: {known}.")
+    order = PREFERENCE[machine_kind(hardware)]
+    names = sorted(engines, key=lambda n: (order.index(n) if n in order else len(order), n))
+    usable, rejected = [], {}
+    for name in names:
+        engine = engines[name]
+        served = [f for f in formats if f in engine.formats]
         available, _, reason = engine.availability()
-        if not available:
-            raise PlanError(f"Engine '{requested}' is not usable here: {reason}.")
-        return engine, f"engine '{requested}' was requested"
-    candidates = [e for e in engines.values() if fmt in e.formats]
-    if not candidates:
-        raise PlanError(f"No installed engine serves {fmt} models.")
-    usable = [e for e in candidates if e.availability()[0]]
+        if requested and name != requested:
+            rejected[name] = f"engine '{requested}' was requested"
+        elif not served:
+            offered = ", ".join(formats) or "nothing"
+            rejected[name] = f"serves {', '.join(engine.formats)}; the model offers {offered}"
+        elif not available:
+            rejected[name] = f"not usable here: {reason or _install_hint(name)}"
+        else:
+            usable.append((engine, served[0]))
+    if requested and not usable:
+        raise PlanError(
+            f"Engine '{requested}' cannot serve this model here: {rejected[requested]}."
+        )
     if not usable:
-        names = ", ".join(f"{e.name} ({_install_hint(e.name)})" for e in candidates)
-        raise PlanError(f"No engine for {fmt} models is installed here; install one of: {names}.")
-    engine = usable[0]
-    where = "Apple Silicon" if hardware.apple_silicon else f"{len(hardware.gpus)} NVIDIA GPU(s)"
-    if not hardware.gpus and not hardware.apple_silicon:
-        where = "CPU only"
-    return engine, f"{fmt} model on {where}: {engine.name} serves {fmt}"
+        details = "; ".join(f"{n}: {why}" for n, why in rejected.items()) or "no engines"
+        raise PlanError(f"No engine here can serve this model ({details}).")
+    for engine, _ in usable[1:]:
+        rejected[engine.name] = f"{usable[0][0].name} is preferred on {_where(hardware)}"
+    return usable, rejected
+
+
+def _context_for(shape: ModelShape, requested: int | None) -> int:
+    """The context to serve: the requested one within the model's limit, else a default."""
+    limit = shape.context_length
+    wanted = requested or min(limit or DEFAULT_CONTEXT_LENGTH, DEFAULT_CONTEXT_LENGTH)
+    if limit and wanted > limit:
+        raise PlanError(
+            f"Context length {wanted} exceeds the model's maximum ({limit}): "
+            f"use --context {limit} or less."
+        )
+    return wanted
+
+
+def _choose_candidate(
+    source: ModelSource,
+    engine: Engine,
+    fmt: str,
+    hardware: HardwareProfile,
+    overrides: Overrides,
+) -> tuple[Candidate, ModelShape, int, MemoryEstimate]:
+    """The first candidate of fmt (quant ladder order) whose estimate fits; OOM if none."""
+    tried = []
+    for candidate in (c for c in source.candidates if c.format == fmt):
+        shape = source.shape(candidate)
+        context = _context_for(shape, overrides.context_length)
+        estimate = engine.estimate_memory(shape, context, hardware)
+        if estimate.fits or overrides.force:
+            return candidate, shape, context, estimate
+        tried.append((candidate, shape, context, estimate))
+    candidate, shape, context, estimate = min(tried, key=lambda t: t[3].total)
+    labels = ", ".join(f"{c.label} {human_bytes(e.total)}" for c, _, _, e in tried)
+    ideas = "; ".join(fit_suggestions(estimate, shape, context))
+    raise PlanError(
+        f"Will not fit: {estimate.summary()}. Tried {labels}. Try {ideas}.", ErrorCode.OOM
+    )
 
 
 def plan_deployment(
     model: str,
-    located: LocatedModel,
+    source: ModelSource,
     hardware: HardwareProfile,
-    engine: str | None = None,
-    context_length: int | None = None,
-    replicas: int = 1,
+    overrides: Overrides | None = None,
 ) -> Plan:
-    """Plan how to serve a located model on this hardware."""
-    chosen, reason = choose_engine(located.format, hardware, load_engines(), engine)
-    architecture, model_context, has_template, weights = "", 0, True, 0
-    if located.format == "gguf":
-        try:
-            meta = read_gguf_metadata(located.path)
-        except GgufReadError as error:
-            raise PlanError(str(error), ErrorCode.MODEL_LOADING_FAILURE) from None
-        architecture, model_context = meta.architecture, meta.context_length
-        has_template, weights = meta.has_chat_template, meta.size_bytes
-    wanted = context_length or min(model_context or DEFAULT_CONTEXT_LENGTH, DEFAULT_CONTEXT_LENGTH)
-    if model_context and wanted > model_context:
-        raise PlanError(
-            f"Context length {wanted} exceeds the model's maximum ({model_context}): "
-            f"use --context {model_context} or less."
-        )
-    chat_format, can_chat, chat_reason = chosen.plan_chat(architecture, has_template)
+    """Plan how to serve a model on this hardware: engine, files, context, memory, reasons."""
+    overrides = overrides or Overrides()
+    usable, rejected = rank_engines(source.formats(), hardware, load_engines(), overrides.engine)
+    engine, fmt = usable[0]
+    reason = (
+        f"engine '{engine.name}' was requested"
+        if overrides.engine
+        else f"{fmt} model on {_where(hardware)}: {engine.name} serves {fmt}"
+    )
+    candidate, shape, context, estimate = _choose_candidate(
+        source, engine, fmt, hardware, overrides
+    )
+    chat_format, can_chat, chat_reason = engine.plan_chat(
+        shape.architecture, shape.has_chat_template
+    )
+    local = source.local_path(candidate)
+    ref = source.reference
     return Plan(
         model=model,
-        model_path=str(located.path),
-        format=located.format,
-        engine=chosen.name,
+        model_path=str(local) if local and not source.missing(candidate) else "",
+        format=fmt,
+        engine=engine.name,
         engine_reason=reason,
-        context_length=wanted,
-        architecture=architecture,
+        context_length=context,
+        architecture=shape.architecture,
         chat_format=chat_format,
         can_chat=can_chat,
         chat_reason=chat_reason,
-        weights_bytes=weights,
-        replicas=replicas,
+        weights_bytes=shape.weights_bytes,
+        replicas=overrides.replicas,
+        extra_args=overrides.extra_args,
+        source=ref.kind,
+        repo_id=ref.repo_id if isinstance(ref, HubRepo) else "",
+        revision=ref.revision if isinstance(ref, HubRepo) else None,
+        files=tuple(f.path for f in candidate.files),
+        entry=candidate.entry,
+        variant=candidate.label,
+        download_bytes=sum(f.size for f in source.missing(candidate)),
+        memory=estimate.to_dict(),
+        rejected=rejected,
+        forced=overrides.force and not estimate.fits,
+        gpu_layers=overrides.gpu_layers,
+        dtype=overrides.dtype,
+        quantization=overrides.quantization,
+        tensor_parallel=overrides.tensor_parallel,
     )

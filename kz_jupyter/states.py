@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from enum import Enum
+from enum import StrEnum
 
 
-class DeploymentStatus(str, Enum):
+class DeploymentStatus(StrEnum):
     """Where a deployment stands in its lifecycle."""
 
     REQUESTED = "REQUESTED"
@@ -44,7 +44,7 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
-class InstanceStatus(str, Enum):
+class InstanceStatus(StrEnum):
     """Where one replica of a deployment stands."""
 
     REQUESTED = "REQUESTED"
@@ -54,7 +54,7 @@ class InstanceStatus(str, Enum):
     FAILED = "FAILED"
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     """Why a deployment failed, each with a remediation a user can act on."""
 
     OOM = "OOM"

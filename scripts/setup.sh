@@ -30,4 +30,8 @@ fi
 # An editable install skips data files: put the extension's config where the wheel puts it.
 mkdir -p .venv/etc/jupyter/jupyter_server_config.d
 cp etc/jupyter/jupyter_server_config.d/kz_jupyter.json .venv/etc/jupyter/jupyter_server_config.d/
-echo "kz-jupyter is set up in .venv"
+# The tests serve model repos through olah, a Hugging Face Hub on loopback. It pins other versions
+# of shared dependencies (psutil), so it lives in its own environment.
+[ -x .venv-hub/bin/python ] || "$PYTHON" -m venv .venv-hub
+.venv-hub/bin/python -m pip --disable-pip-version-check install -q "olah==0.5.4"
+echo "kz-jupyter is set up in .venv (olah for the tests in .venv-hub)"

@@ -11,9 +11,12 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Int, Unicode, default
 
 from kz_jupyter.engines.pool import RayPool
+from kz_jupyter.hub import HubSettings
 from kz_jupyter.server_ext.controller import Controller, HealingPolicy
 from kz_jupyter.server_ext.handlers import API_HANDLERS
+from kz_jupyter.server_ext.model_handlers import MODEL_HANDLERS
 from kz_jupyter.server_ext.proxy import PROXY_HANDLERS
+from kz_jupyter.server_ext.pulls import PullJobs
 from kz_jupyter.server_ext.replicas import ReplicaRunner, ReplicaSettings
 
 
@@ -54,6 +57,19 @@ class KzApp(ExtensionApp):
     drain_timeout = Float(
         30.0, config=True, help="Seconds a stopping deployment lets in-flight requests finish."
     )
+    hf_cache_dir = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Hugging Face cache folder for downloads; unset: the standard one (HF_HUB_CACHE, "
+        "HF_HOME/hub or ~/.cache/huggingface/hub), shared with every Hugging Face tool.",
+    )
+    hf_token = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Hugging Face token for gated and private repos; unset: HF_TOKEN.",
+    )
 
     @default("ray_address")
     def _default_ray_address(self) -> str | None:
@@ -83,13 +99,21 @@ class KzApp(ExtensionApp):
             backoff_max=self.restart_backoff_max,
             drain_timeout=self.drain_timeout,
         )
-        self.controller = Controller(runner, healing, log=self.log)
+        self.controller = Controller(runner, healing, log=self.log, hub_settings=self.hub_settings)
         self.http_client = httpx.AsyncClient()
-        self.settings.update(kz_controller=self.controller, kz_http_client=self.http_client)
+        self.settings.update(
+            kz_controller=self.controller,
+            kz_http_client=self.http_client,
+            kz_pulls=PullJobs(self.controller),
+        )
+
+    def hub_settings(self) -> HubSettings:
+        """Hub endpoint, token, cache and offline mode: this config, else the environment."""
+        return HubSettings.from_env(cache_dir=self.hf_cache_dir, token=self.hf_token)
 
     def initialize_handlers(self) -> None:
         """Register the REST API and the OpenAI-compatible proxy."""
-        self.handlers.extend(API_HANDLERS + PROXY_HANDLERS)
+        self.handlers.extend(API_HANDLERS + MODEL_HANDLERS + PROXY_HANDLERS)
 
     async def stop_extension(self) -> None:
         """Stop every deployment when the server stops: no engine outlives it."""

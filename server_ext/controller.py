@@ -6,14 +6,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from kz_jupyter.engines.pool import PlacementError
 from kz_jupyter.hardware import probe_hardware
-from kz_jupyter.model_files import ModelNotFoundError, locate_model
-from kz_jupyter.planner import Plan, PlanError, plan_deployment
-from kz_jupyter.references import ModelReferenceError, parse_reference
+from kz_jupyter.hub import HubError, HubSettings
+from kz_jupyter.memory import human_bytes
+from kz_jupyter.model_files import ModelNotFoundError
+from kz_jupyter.model_sources import ModelSource
+from kz_jupyter.planner import Overrides, Plan, PlanError
+from kz_jupyter.provisioning import fetch, prepare, resolve
+from kz_jupyter.references import ModelReferenceError
 from kz_jupyter.server_ext.records import NAME_PATTERN, Deployment, Replica
 from kz_jupyter.server_ext.replicas import EngineFailure, ReplicaRunner
 from kz_jupyter.states import DeploymentStatus, ErrorCode, InstanceStatus
@@ -33,13 +37,51 @@ class DeployRequestError(ValueError):
 
 @dataclass(frozen=True)
 class DeployRequest:
-    """What a user asked to deploy."""
+    """What a user asked to deploy (or plan, or pull)."""
 
     model: str
     name: str
-    engine: str | None = None
-    context_length: int | None = None
-    replicas: int = 1
+    overrides: Overrides = Overrides()
+    revision: str | None = None
+
+
+def _integer(body: dict, key: str, low: int, high: int, default: int | None = None) -> int | None:
+    """An optional integer field within [low, high]."""
+    value = body.get(key, default)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise DeployRequestError(f"'{key}' must be an integer from {low} to {high}.")
+    return value
+
+
+def _text(body: dict, key: str, example: str) -> str | None:
+    """An optional string field."""
+    value = body.get(key)
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise DeployRequestError(f"'{key}' must be a string such as {example!r}.")
+    return value.strip() if value else None
+
+
+def parse_overrides(body: dict) -> Overrides:
+    """Validate the engine parameters a user may set."""
+    extra = body.get("extra_args", [])
+    if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
+        raise DeployRequestError("'extra_args' must be a list of strings like ['--seed', '1'].")
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise DeployRequestError("'force' must be true or false.")
+    return Overrides(
+        engine=_text(body, "engine", "llamacpp"),
+        context_length=_integer(body, "context_length", 64, 1_048_576),
+        replicas=_integer(body, "replicas", 1, 16, default=1),
+        gpu_layers=_integer(body, "gpu_layers", -1, 100_000),
+        dtype=_text(body, "dtype", "bfloat16"),
+        quantization=_text(body, "quantization", "awq"),
+        tensor_parallel=_integer(body, "tensor_parallel", 1, 64, default=1),
+        extra_args=tuple(extra),
+        force=force,
+    )
 
 
 def parse_deploy_request(body: object) -> DeployRequest:
@@ -49,8 +91,9 @@ def parse_deploy_request(body: object) -> DeployRequest:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise DeployRequestError("'model' is required: a local path, pip-shipped model or repo id.")
+    revision = _text(body, "revision", "main")
     try:
-        reference = parse_reference(model)
+        reference, _ = resolve(model.strip(), revision)
     except ModelReferenceError as error:
         raise DeployRequestError(str(error)) from None
     name = body.get("name") or reference.short_name
@@ -59,19 +102,8 @@ def parse_deploy_request(body: object) -> DeployRequest:
             f"Invalid deployment name {name!r}: use lowercase letters, digits, '.', '_' or '-' "
             "(at most 63 characters, starting with a letter or digit)."
         )
-    engine = body.get("engine")
-    if engine is not None and not isinstance(engine, str):
-        raise DeployRequestError("'engine' must be a string such as 'llamacpp'.")
-    context = body.get("context_length")
-    if context is not None and (
-        not isinstance(context, int) or isinstance(context, bool) or not 64 <= context <= 1_048_576
-    ):
-        raise DeployRequestError("'context_length' must be an integer from 64 to 1048576.")
-    replicas = body.get("replicas", 1)
-    if not isinstance(replicas, int) or isinstance(replicas, bool) or not 1 <= replicas <= 16:
-        raise DeployRequestError("'replicas' must be an integer from 1 to 16.")
     return DeployRequest(
-        model=model.strip(), name=name, engine=engine, context_length=context, replicas=replicas
+        model=model.strip(), name=name, overrides=parse_overrides(body), revision=revision
     )
 
 
@@ -97,8 +129,10 @@ class Controller:
         runner: ReplicaRunner,
         healing: HealingPolicy | None = None,
         log: logging.Logger | None = None,
+        hub_settings: Callable[[], HubSettings] = HubSettings.from_env,
     ):
         self.runner = runner
+        self.hub_settings = hub_settings
         self.healing = healing or HealingPolicy()
         self.log = log or logging.getLogger("kz_jupyter")
         self.deployments: dict[str, Deployment] = {}
@@ -141,7 +175,7 @@ class Controller:
     async def _drive(self, deployment: Deployment, request: DeployRequest) -> None:
         """Resolve, plan, place and probe until DEPLOYED or a failure is recorded."""
         try:
-            plan = await self.runner.blocking(self._plan, request)
+            plan, source = await self.runner.blocking(self.plan, request)
             deployment.plan = plan.to_dict()
             deployment.transition(
                 DeploymentStatus.DEPLOYING, f"{plan.engine}: {plan.engine_reason}"
@@ -149,6 +183,7 @@ class Controller:
             deployment.replicas = [
                 Replica(replica_id=f"{deployment.name}-{index}") for index in range(plan.replicas)
             ]
+            plan = await self._fetch(deployment, plan, source)
             await asyncio.gather(
                 *(self.runner.start(deployment, plan, r) for r in deployment.replicas)
             )
@@ -157,6 +192,8 @@ class Controller:
             deployment.transition(DeploymentStatus.DEPLOYED, "ready")
         except (ModelNotFoundError, PlanError) as error:
             deployment.fail(error.code, str(error))
+        except HubError as error:
+            deployment.fail(ErrorCode.MODEL_LOADING_FAILURE, str(error))
         except PlacementError as error:
             await self._release_all(deployment)
             deployment.fail(ErrorCode.RUNTIME_ERROR, str(error))
@@ -171,18 +208,37 @@ class Controller:
             await self._release_all(deployment)
             deployment.fail(ErrorCode.RUNTIME_ERROR, f"{type(error).__name__}: {error}")
 
-    def _plan(self, request: DeployRequest) -> Plan:
-        """Resolve the model reference and plan the deployment (blocking: reads files)."""
-        reference = parse_reference(request.model)
-        located = locate_model(reference)
-        return plan_deployment(
+    def plan(self, request: DeployRequest) -> tuple[Plan, ModelSource]:
+        """Resolve the model reference and plan (blocking: reads headers, asks the Hub)."""
+        return prepare(
             request.model,
-            located,
             probe_hardware(),
-            engine=request.engine,
-            context_length=request.context_length,
-            replicas=request.replicas,
+            self.hub_settings(),
+            request.overrides,
+            request.revision,
         )
+
+    async def _fetch(self, deployment: Deployment, plan: Plan, source: ModelSource) -> Plan:
+        """Download what the plan still misses (replicas COPYING_FILES) and verify it."""
+        if not source.is_hub:
+            return plan
+        for replica in deployment.replicas:
+            replica.status = InstanceStatus.COPYING_FILES
+        if plan.download_bytes:
+            deployment.transition(
+                DeploymentStatus.DEPLOYING,
+                f"downloading {human_bytes(plan.download_bytes)} ({plan.variant})",
+            )
+
+        def report(done: int, total: int) -> None:
+            deployment.progress = {"done": done, "total": total}
+
+        plan = await self.runner.blocking(fetch, plan, source, report)
+        deployment.plan = plan.to_dict()
+        deployment.progress = None
+        for replica in deployment.replicas:
+            replica.status = InstanceStatus.REQUESTED
+        return plan
 
     async def _release_all(self, deployment: Deployment) -> None:
         """Stop every replica of a deployment, keeping the end of each log."""

@@ -52,6 +52,7 @@ class Deployment:
     history: list[dict] = field(default_factory=list)
     replicas: list[Replica] = field(default_factory=list)
     final_logs: dict[str, list[str]] = field(default_factory=dict)
+    progress: dict | None = None
 
     def transition(self, status: DeploymentStatus, detail: str = "") -> None:
         """Move to a new status and record when and why."""
@@ -87,4 +88,5 @@ class Deployment:
             "created_at": self.created_at,
             "history": list(self.history),
             "replicas": [replica.to_dict() for replica in self.replicas],
+            "progress": self.progress,
         }

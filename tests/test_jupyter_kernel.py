@@ -65,7 +65,7 @@ def message(code: str) -> dict:
             "session": uuid.uuid4().hex,
             "username": "test",
             "version": "5.3",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(),
         },
         "parent_header": {},
         "metadata": {},

@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 
 from kz_jupyter.hardware import probe_hardware
-from kz_jupyter.model_files import locate_model
-from kz_jupyter.planner import Plan, PlanError, plan_deployment
-from kz_jupyter.references import parse_reference
+from kz_jupyter.hub import HubSettings
+from kz_jupyter.model_files import ModelNotFoundError
+from kz_jupyter.planner import Overrides, Plan, PlanError
+from kz_jupyter.provisioning import prepare
+from kz_jupyter.states import ErrorCode
 
 
 def plan_for(path, **options) -> Plan:
-    return plan_deployment(
-        str(path), locate_model(parse_reference(str(path))), probe_hardware(), **options
-    )
+    plan, _ = prepare(str(path), probe_hardware(), HubSettings.from_env(), Overrides(**options))
+    return plan
 
 
 def test_smollm2_plans_on_llamacpp_with_its_own_template(smollm2_path):
@@ -52,5 +53,6 @@ def test_unknown_engine_is_refused_with_known_ones(smollm2_path):
 def test_not_a_gguf_file_is_a_loading_failure(tmp_path):
     bogus = tmp_path / "bogus.gguf"
     bogus.write_bytes(b"definitely not gguf" * 10)
-    with pytest.raises(PlanError, match="not a readable GGUF"):
+    with pytest.raises(ModelNotFoundError, match="not a readable GGUF") as error:
         plan_for(bogus)
+    assert error.value.code is ErrorCode.MODEL_LOADING_FAILURE

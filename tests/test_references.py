@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from kz_jupyter.hub import HubError, HubSettings
 from kz_jupyter.model_files import ModelNotFoundError, locate_model
+from kz_jupyter.model_sources import open_source
 from kz_jupyter.references import (
     HubRepo,
     LocalPath,
@@ -88,10 +90,9 @@ def test_locate_directory_with_several_ggufs_asks_which(tiny_gguf):
         locate_model(parse_reference(str(path.parent)))
 
 
-def test_locate_uncached_hub_repo_says_to_download(tmp_path, monkeypatch):
+def test_uncached_hub_repo_offline_says_it_is_not_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelNotFoundError) as error:
-        locate_model(parse_reference("org/not-downloaded"))
-    assert "hf download org/not-downloaded" in str(error.value)
-    assert error.value.code is ErrorCode.MUST_REDOWNLOAD
+    with pytest.raises(HubError, match="Offline mode .* not fully in the local cache") as error:
+        open_source(parse_reference("org/not-downloaded"), HubSettings.from_env())
+    assert error.value.offline

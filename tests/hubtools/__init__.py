@@ -1,0 +1,1 @@
+"""A Hugging Face Hub on loopback for tests: olah over git repos the tests build."""
