@@ -29,11 +29,16 @@ FAMILY_CHAT_FORMATS = {
 }
 
 
-# Measured on llama-cpp-python 0.3.36 (bench/bench_memory_estimate.py): the server process
-# without a model (Python, uvicorn, libllama mapped), and its vocabulary tables per token.
-SERVER_BASE_BYTES = 103 * MIB
-VOCAB_BYTES_PER_TOKEN = 190
-UBATCH_TOKENS = 512  # llama.cpp's default n_ubatch: buffers are reserved for this many tokens
+# Calibrated on llama-cpp-python 0.3.36 against the peak RSS of SmolLM2 135M and Gemma 3 270M
+# with a prompt filling the context (bench/bench_memory_estimate.py): the server process without
+# a model (Python, uvicorn, libllama mapped), its vocabulary tables per token, and the attention
+# scratch per context token (scores and softmax of one ubatch: 1.6 x heads f32 values, plus one
+# f32 mask per attention kind).
+SERVER_BASE_BYTES = 91 * MIB
+VOCAB_BYTES_PER_TOKEN = 133
+SCORES_PER_HEAD = 1.6
+ACTIVATION_BYTES = 8 * MIB
+UBATCH_TOKENS = 512  # llama.cpp's default n_ubatch: prompts are processed this many at a time
 
 
 class LlamaCppEngine(Engine):
@@ -90,18 +95,20 @@ class LlamaCppEngine(Engine):
     def estimate_memory(
         self, shape: ModelShape, context_length: int, hardware: HardwareProfile
     ) -> MemoryEstimate:
-        """Peak RSS of llama_cpp.server: mapped weights, f16 KV cache (a full-size cache on
-        every layer, as llama-cpp-python allocates it), the compute buffer reserved for one
-        ubatch (f32 logits, or attention scores over the whole context, whichever is larger),
-        and the server process with its vocabulary tables.
+        """Peak RSS of llama_cpp.server with a full context: mapped weights, f16 KV cache (full
+        size on every layer, as llama-cpp-python allocates it, sliding-window layers too), the
+        attention scratch of one ubatch over the whole context, one row of logits, and the
+        server process with its vocabulary tables.
         """
         device, available = self.memory_budget(hardware)
-        logits = shape.vocab_size * UBATCH_TOKENS * 4
-        scores = context_length * UBATCH_TOKENS * max(shape.heads, 1) * 4
+        masks = 2 if shape.sliding_window else 1
+        per_context_token = UBATCH_TOKENS * 4 * (SCORES_PER_HEAD * max(shape.heads, 1) + masks)
         return MemoryEstimate(
             weights=shape.weights_bytes,
             kv_cache=kv_cache_bytes(shape, context_length),
-            compute=int(max(logits, scores) * 1.05),
+            compute=int(context_length * per_context_token)
+            + ACTIVATION_BYTES
+            + 4 * shape.vocab_size,
             overhead=SERVER_BASE_BYTES + VOCAB_BYTES_PER_TOKEN * shape.vocab_size,
             device=device,
             available=available,
@@ -132,6 +139,11 @@ class LlamaCppEngine(Engine):
             "--n_threads_batch",
             threads,
         ]
+        if "--logits_all" not in plan.extra_args:
+            # The server's default (True) keeps f32 logits for every token of the context:
+            # n_ctx x n_vocab x 4 bytes (8 GiB for Gemma 3 at 8k). Only logprobs need them:
+            # deploy with --arg --logits_all --arg True for those.
+            args += ["--logits_all", "False"]
         if plan.chat_format:
             args += ["--chat_format", plan.chat_format]
         if plan.gpu_layers is not None:

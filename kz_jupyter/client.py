@@ -25,7 +25,8 @@ def _error_message(response: httpx.Response) -> str:
         if isinstance(body.get("error"), dict):
             return body["error"].get("message", str(body))
         if body.get("message"):
-            return body["message"]
+            code = f"[{body['code']}] " if body.get("code") else ""
+            return code + body["message"]
     return f"HTTP {response.status_code}"
 
 
@@ -71,6 +72,43 @@ class KzClient:
         body = {"model": model, **{k: v for k, v in options.items() if v is not None}}
         return self._request("POST", "deployments", json=body)
 
+    def search(self, query: str) -> dict:
+        """Search the Hub and this machine: {hub, hub_error, local, presets}."""
+        return self._request("GET", "search", params={"q": query})
+
+    def plan(self, model: str, **options) -> dict:
+        """Return the plan a deployment of model would follow (nothing is downloaded)."""
+        body = {"model": model, **{k: v for k, v in options.items() if v is not None}}
+        return self._request("POST", "plan", json=body)
+
+    def pull(self, model: str, **options) -> dict:
+        """Start downloading the files a deployment of model would use; return the job."""
+        body = {"model": model, **{k: v for k, v in options.items() if v is not None}}
+        return self._request("POST", "pulls", json=body)
+
+    def pull_job(self, job_id: str) -> dict:
+        """Return a pull job's progress and outcome."""
+        return self._request("GET", "pulls", job_id)
+
+    def wait_pull(self, job_id: str, on_progress: Callable[[int, int], None] | None = None) -> dict:
+        """Wait for a pull job to end, reporting (done, total) bytes as they grow."""
+        while True:
+            job = self.pull_job(job_id)
+            if on_progress is not None and job["total"]:
+                on_progress(job["done"], job["total"])
+            if job["status"] != "running":
+                return job
+            time.sleep(WAIT_POLL_SECONDS)
+
+    def models(self) -> list[dict]:
+        """Return the models on the server machine (Hub cache and pip-shipped)."""
+        return self._request("GET", "models")
+
+    def delete_model(self, name: str, dry_run: bool = True) -> dict:
+        """Plan (dry_run) or carry out deleting a cached model; return what is freed."""
+        params = {"dry_run": "true" if dry_run else "false"}
+        return self._request("DELETE", "models", name, params=params)
+
     def stop(self, name: str) -> dict:
         """Stop a deployment and return its final record."""
         return self._request("DELETE", "deployments", name)
@@ -99,8 +137,10 @@ class KzClient:
         name: str,
         on_transition: Callable[[dict], None] | None = None,
         timeout: float = 900.0,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> dict:
-        """Wait until a deployment is DEPLOYED or has ended; report each transition."""
+        """Wait until a deployment is DEPLOYED or has ended; report each transition and the
+        download progress (done, total bytes) while its files are fetched."""
         seen = 0
         deadline = time.monotonic() + timeout
         while True:
@@ -109,6 +149,9 @@ class KzClient:
                 if on_transition is not None:
                     on_transition(entry)
             seen = len(record["history"])
+            progress = record.get("progress")
+            if on_progress is not None and progress and progress.get("total"):
+                on_progress(progress["done"], progress["total"])
             status = DeploymentStatus(record["status"])
             if status is DeploymentStatus.DEPLOYED or status.is_terminal:
                 return record

@@ -60,6 +60,7 @@ class GgufMetadata:
     value_length: int = 0
     vocab_size: int = 0
     split_count: int = 1
+    sliding_window: int = 0
 
     @property
     def has_chat_template(self) -> bool:
@@ -177,6 +178,7 @@ def parse_gguf_header(data: bytes | mmap.mmap, size_bytes: int) -> GgufMetadata:
         value_length=_number(fields, f"{arch}.attention.value_length") or head_dim,
         vocab_size=_number(fields, "tokenizer.ggml.tokens"),
         split_count=_number(fields, "split.count") or 1,
+        sliding_window=_number(fields, f"{arch}.attention.sliding_window"),
     )
 
 

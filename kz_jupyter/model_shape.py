@@ -36,6 +36,7 @@ class ModelShape:
     parameters: int = 0
     dtype: str = ""
     has_chat_template: bool = False
+    sliding_window: int = 0
 
     def to_dict(self) -> dict:
         """Return JSON-ready data."""
@@ -56,6 +57,7 @@ class ModelShape:
             context_length=meta.context_length,
             weights_bytes=weights_bytes,
             has_chat_template=meta.has_chat_template,
+            sliding_window=meta.sliding_window,
         )
 
     @classmethod
@@ -82,6 +84,7 @@ class ModelShape:
             parameters=weights.parameters,
             dtype=weights.dtype or str(config.get("torch_dtype") or ""),
             has_chat_template=has_chat_template,
+            sliding_window=int(text.get("sliding_window") or 0),
         )
 
 

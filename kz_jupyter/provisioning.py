@@ -8,7 +8,7 @@ from pathlib import Path
 from kz_jupyter.hardware import HardwareProfile
 from kz_jupyter.hub import HubSettings, ProgressCallback, RemoteFile, download_files
 from kz_jupyter.model_files import ModelNotFoundError
-from kz_jupyter.model_sources import ModelSource, open_source
+from kz_jupyter.model_sources import ModelSource, open_source, redownload_hint
 from kz_jupyter.planner import Overrides, Plan, plan_deployment
 from kz_jupyter.presets import Preset, find_preset
 from kz_jupyter.references import HubRepo, ModelReference, parse_reference
@@ -72,17 +72,14 @@ def fetch(
         raise ModelNotFoundError(
             f"No files of '{ref.repo_id}' are cached.", ErrorCode.MUST_REDOWNLOAD
         )
-    check_files(source.root, files, plan.model)
+    check_files(source.root, files, redownload_hint(ref))
     model_path = source.root / candidate.entry if candidate.entry else source.root
     return dataclasses.replace(plan, model_path=str(model_path), download_bytes=0)
 
 
-def check_files(root: Path, files: list[RemoteFile], model: str) -> None:
-    """Raise MUST_REDOWNLOAD naming the files that are missing or corrupt."""
+def check_files(root: Path, files: list[RemoteFile], hint: str) -> None:
+    """Raise MUST_REDOWNLOAD naming the files that are missing or corrupt, and what to do."""
     problems = verify_files(root, files)
     if problems:
         listed = "; ".join(str(p) for p in problems[:3])
-        raise ModelNotFoundError(
-            f"{listed}. Download it again: %kz pull {model} --redownload",
-            ErrorCode.MUST_REDOWNLOAD,
-        )
+        raise ModelNotFoundError(f"{listed}. {hint}", ErrorCode.MUST_REDOWNLOAD)

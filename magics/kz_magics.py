@@ -11,23 +11,36 @@ from traitlets import Unicode
 
 from kz_jupyter.client import KzClient
 from kz_jupyter.errors import KzError
+from kz_jupyter.magics.progress import DownloadBar
 from kz_jupyter.magics.text import (
+    format_deletion,
     format_deployments,
     format_failure,
     format_hardware,
     format_log_event,
     format_logs,
+    format_models,
+    format_plan,
+    format_search,
     format_transition,
 )
 
 USAGE = """\
 %kz hw                          hardware of the server machine and usable engines
-%kz deploy MODEL [--name N] [--engine E] [--context N] [--replicas N]
+%kz search TEXT                 Hub models (downloads, likes, formats), presets, models here
+%kz plan MODEL [options]        engine, files, context and memory fit, without deploying
+%kz pull MODEL [--revision R] [--redownload]   download the files for this machine
+%kz deploy MODEL [--name N] [--replicas N] [options]
+    MODEL: a preset, a pip-shipped model, a path, or a Hub repo[:QUANT] or repo/FILE
+    options: --engine E --context N --gpu-layers N --dtype D --quantization Q
+             --tensor-parallel N --arg ENGINE_ARG (repeat) --revision R --force
 %kz chat NAME PROMPT... [--max-tokens N] [--temperature T]
                                 stream a reply (%%kz chat NAME: the cell body is the prompt)
 %kz ps                          list deployments
 %kz logs NAME [--lines N] [--follow]   the engine's log, issue lines marked with '!'
-%kz stop NAME                   stop a deployment and its engine processes"""
+%kz stop NAME                   stop a deployment and its engine processes
+%kz models                      models here: size, format, quants, last use, deployments
+%kz rm MODEL [--yes]            delete a cached model (shows what is freed first)"""
 
 
 class UsageError(ValueError):
@@ -53,12 +66,31 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("hw", add_help=False)
     commands.add_parser("ps", add_help=False)
     commands.add_parser("help", add_help=False)
-    deploy = commands.add_parser("deploy", add_help=False)
-    deploy.add_argument("model")
-    deploy.add_argument("--name")
-    deploy.add_argument("--engine")
-    deploy.add_argument("--context", type=int, dest="context_length")
-    deploy.add_argument("--replicas", type=int, default=1)
+    commands.add_parser("models", add_help=False)
+    search = commands.add_parser("search", add_help=False)
+    search.add_argument("text", nargs="+")
+    pull = commands.add_parser("pull", add_help=False)
+    pull.add_argument("model")
+    pull.add_argument("--revision")
+    pull.add_argument("--redownload", action="store_true")
+    remove = commands.add_parser("rm", add_help=False)
+    remove.add_argument("model")
+    remove.add_argument("--yes", action="store_true")
+    for command in ("plan", "deploy"):
+        sub = commands.add_parser(command, add_help=False)
+        sub.add_argument("model")
+        sub.add_argument("--engine")
+        sub.add_argument("--context", type=int, dest="context_length")
+        sub.add_argument("--gpu-layers", type=int)
+        sub.add_argument("--dtype")
+        sub.add_argument("--quantization")
+        sub.add_argument("--tensor-parallel", type=int)
+        sub.add_argument("--arg", action="append", dest="extra_args")
+        sub.add_argument("--revision")
+        sub.add_argument("--force", action="store_true", default=None)
+        sub.add_argument("--replicas", type=int)
+        if command == "deploy":
+            sub.add_argument("--name")
     chat = commands.add_parser("chat", add_help=False)
     chat.add_argument("name", nargs="?")
     chat.add_argument("prompt", nargs="*")
@@ -114,19 +146,44 @@ class KzMagics(Magics):
     def _do_ps(self, args, cell) -> None:
         print(format_deployments(self.client.deployments()))
 
+    def _do_search(self, args, cell) -> None:
+        print(format_search(self.client.search(" ".join(args.text))))
+
+    def _do_plan(self, args, cell) -> None:
+        print(format_plan(self.client.plan(args.model, **_options(args))))
+
+    def _do_pull(self, args, cell) -> None:
+        job = self.client.pull(args.model, revision=args.revision, redownload=args.redownload)
+        bar = DownloadBar(args.model)
+        try:
+            job = self.client.wait_pull(job["job_id"], on_progress=bar.update)
+        finally:
+            bar.close()
+        if job["status"] != "done":
+            code = job["error"]["code"]
+            raise KzError((f"[{code}] " if code else "") + job["error"]["message"])
+        plan = job["plan"]
+        print(f"{args.model}: {plan['variant']} ready at {plan['model_path']}")
+
+    def _do_models(self, args, cell) -> None:
+        print(format_models(self.client.models()))
+
+    def _do_rm(self, args, cell) -> None:
+        print(format_deletion(self.client.delete_model(args.model, dry_run=not args.yes)))
+
     def _do_deploy(self, args, cell) -> None:
-        record = self.client.deploy(
-            args.model,
-            name=args.name,
-            engine=args.engine,
-            context_length=args.context_length,
-            replicas=args.replicas,
-        )
+        record = self.client.deploy(args.model, name=args.name, **_options(args))
         name, started = record["name"], record["created_at"]
         print(f"Deploying {args.model} as '{name}'")
-        final = self.client.wait(
-            name, on_transition=lambda entry: print(format_transition(entry, started), flush=True)
-        )
+        bar = DownloadBar(args.model)
+        try:
+            final = self.client.wait(
+                name,
+                on_transition=lambda entry: print(format_transition(entry, started), flush=True),
+                on_progress=bar.update,
+            )
+        finally:
+            bar.close()
         if final["status"] != "DEPLOYED":
             raise KzError(format_failure(final))
         print(f"'{name}' is ready: OpenAI endpoint {self.client.openai_base_url} (model='{name}')")
@@ -160,3 +217,19 @@ class KzMagics(Magics):
     def _do_stop(self, args, cell) -> None:
         record = self.client.stop(args.name)
         print(f"'{record['name']}' is {record['status']}.")
+
+
+def _options(args) -> dict:
+    """The plan/deploy options a user gave, in the REST API's names."""
+    return {
+        "engine": args.engine,
+        "context_length": args.context_length,
+        "gpu_layers": args.gpu_layers,
+        "dtype": args.dtype,
+        "quantization": args.quantization,
+        "tensor_parallel": args.tensor_parallel,
+        "extra_args": args.extra_args,
+        "revision": args.revision,
+        "force": args.force,
+        "replicas": args.replicas,
+    }

@@ -65,12 +65,15 @@ def format_deployments(deployments: list[dict]) -> str:
                 format_age(d["created_at"]),
             )
         )
+    return format_table(rows)
+
+
+def format_table(rows: list[tuple[str, ...]]) -> str:
+    """Render rows (the first is the header) as left-aligned columns."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
 
 
 def format_transition(entry: dict, started: float) -> str:
@@ -104,3 +107,83 @@ def format_logs(logs: dict) -> str:
             mark = f"! [{flagged[number]}] " if number in flagged else "  "
             parts.append(mark + line)
     return "\n".join(parts) if parts else f"No logs for {logs['name']} yet."
+
+
+def format_search(result: dict) -> str:
+    """Render search results: Hub repos, presets and models already here."""
+    lines = []
+    if result["hub"]:
+        lines.append("Hub (most downloaded first):")
+        for model in result["hub"]:
+            formats = ",".join(model["formats"]) or "-"
+            gated = "  gated" if model["gated"] else ""
+            lines.append(
+                f"  {model['repo_id']:<48} {model['downloads']:>9} downloads "
+                f"{model['likes']:>5} likes  {formats}{gated}"
+            )
+    elif result.get("hub_error"):
+        lines.append(f"Hub: {result['hub_error']}")
+    else:
+        lines.append(f"Hub: nothing matches '{result['query']}'.")
+    for preset in result["presets"]:
+        lines.append(f"preset  {preset['name']:<24} {preset['model']}  {preset['description']}")
+    for model in result["local"]:
+        lines.append(
+            f"here    {model['name']:<24} {format_bytes(model['size'])}  {model['source']}"
+        )
+    return "\n".join(lines)
+
+
+def format_plan(plan: dict) -> str:
+    """Render a plan: engine and why, files, context, memory verdict, other engines."""
+    memory = plan["memory"]
+    verdict = "fits" if memory["fits"] else "does NOT fit" + (" (forced)" if plan["forced"] else "")
+    where = plan["repo_id"] or plan["model_path"]
+    lines = [
+        f"model    {plan['model']} ({plan['source']}: {where})",
+        f"engine   {plan['engine']}: {plan['engine_reason']}",
+        f"files    {plan['variant']}: " + ", ".join(plan["files"]),
+    ]
+    if plan["download_bytes"]:
+        lines.append(f"download {format_bytes(plan['download_bytes'])} still to fetch")
+    lines += [
+        f"context  {plan['context_length']} tokens",
+        f"chat     {'yes' if plan['can_chat'] else 'no'}: {plan['chat_reason']}",
+        f"memory   {format_bytes(memory['total'])} estimated vs "
+        f"{format_bytes(memory['available'])} {memory['device']} free: {verdict}",
+        f"         weights {format_bytes(memory['weights'])}, KV cache "
+        f"{format_bytes(memory['kv_cache'])}, buffers {format_bytes(memory['compute'])}, "
+        f"engine {format_bytes(memory['overhead'])}",
+    ]
+    for engine, reason in plan["rejected"].items():
+        lines.append(f"not {engine}: {reason}")
+    return "\n".join(lines)
+
+
+def format_models(models: list[dict]) -> str:
+    """Render the models on the machine: size, format, quants, last use, users."""
+    if not models:
+        return "No models here yet. Download one with: %kz pull REPO"
+    rows = [("MODEL", "SIZE", "FORMAT", "QUANTS", "LAST USED", "USED BY", "SOURCE")]
+    for m in models:
+        rows.append(
+            (
+                m["name"],
+                format_bytes(m["size"]),
+                ",".join(m["formats"]) or "-",
+                ",".join(m["quants"]) or "-",
+                format_age(m["last_used"]) + " ago",
+                ",".join(m.get("used_by", [])) or "-",
+                m["source"],
+            )
+        )
+    return format_table(rows)
+
+
+def format_deletion(plan: dict) -> str:
+    """Render what deleting a cached model frees (or freed)."""
+    verb = "Deleted" if plan["deleted"] else "Would delete"
+    head = f"{verb} {plan['name']}: {format_bytes(plan['freed_bytes'])} freed"
+    if plan["deleted"]:
+        return head + "."
+    return f"{head}.\n  " + "\n  ".join(plan["paths"][:10]) + "\nRun again with --yes to delete."

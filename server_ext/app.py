@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, Int, Unicode, default
+from traitlets import Float, Int, List, Unicode, default
 
 from kz_jupyter.engines.pool import RayPool
 from kz_jupyter.hub import HubSettings
@@ -64,6 +64,13 @@ class KzApp(ExtensionApp):
         help="Hugging Face cache folder for downloads; unset: the standard one (HF_HUB_CACHE, "
         "HF_HOME/hub or ~/.cache/huggingface/hub), shared with every Hugging Face tool.",
     )
+    model_roots = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help="Folders local model paths must be inside; empty allows any path the server can "
+        "read (set it when several users share one server).",
+    )
     hf_token = Unicode(
         None,
         allow_none=True,
@@ -99,7 +106,13 @@ class KzApp(ExtensionApp):
             backoff_max=self.restart_backoff_max,
             drain_timeout=self.drain_timeout,
         )
-        self.controller = Controller(runner, healing, log=self.log, hub_settings=self.hub_settings)
+        self.controller = Controller(
+            runner,
+            healing,
+            log=self.log,
+            hub_settings=self.hub_settings,
+            model_roots=tuple(self.model_roots),
+        )
         self.http_client = httpx.AsyncClient()
         self.settings.update(
             kz_controller=self.controller,

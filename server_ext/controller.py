@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from kz_jupyter.engines.pool import PlacementError
 from kz_jupyter.hardware import probe_hardware
@@ -17,7 +19,7 @@ from kz_jupyter.model_files import ModelNotFoundError
 from kz_jupyter.model_sources import ModelSource
 from kz_jupyter.planner import Overrides, Plan, PlanError
 from kz_jupyter.provisioning import fetch, prepare, resolve
-from kz_jupyter.references import ModelReferenceError
+from kz_jupyter.references import LocalPath, ModelReference, ModelReferenceError
 from kz_jupyter.server_ext.records import NAME_PATTERN, Deployment, Replica
 from kz_jupyter.server_ext.replicas import EngineFailure, ReplicaRunner
 from kz_jupyter.states import DeploymentStatus, ErrorCode, InstanceStatus
@@ -84,7 +86,19 @@ def parse_overrides(body: dict) -> Overrides:
     )
 
 
-def parse_deploy_request(body: object) -> DeployRequest:
+def check_model_root(reference: ModelReference, roots: tuple[str, ...]) -> None:
+    """Refuse a local path outside the allowed folders (when any are configured)."""
+    if not roots or not isinstance(reference, LocalPath):
+        return
+    path = Path(os.path.realpath(reference.path))
+    if not any(path.is_relative_to(os.path.realpath(root)) for root in roots):
+        raise DeployRequestError(
+            f"{reference.path} is outside the folders models may be loaded from "
+            f"({', '.join(roots)}; c.KzApp.model_roots): move the model there or use a Hub repo."
+        )
+
+
+def parse_deploy_request(body: object, model_roots: tuple[str, ...] = ()) -> DeployRequest:
     """Validate a POST body into a DeployRequest, or raise DeployRequestError saying why."""
     if not isinstance(body, dict):
         raise DeployRequestError('The body must be a JSON object like {"model": "smollm2"}.')
@@ -96,6 +110,7 @@ def parse_deploy_request(body: object) -> DeployRequest:
         reference, _ = resolve(model.strip(), revision)
     except ModelReferenceError as error:
         raise DeployRequestError(str(error)) from None
+    check_model_root(reference, model_roots)
     name = body.get("name") or reference.short_name
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise DeployRequestError(
@@ -130,9 +145,11 @@ class Controller:
         healing: HealingPolicy | None = None,
         log: logging.Logger | None = None,
         hub_settings: Callable[[], HubSettings] = HubSettings.from_env,
+        model_roots: tuple[str, ...] = (),
     ):
         self.runner = runner
         self.hub_settings = hub_settings
+        self.model_roots = model_roots
         self.healing = healing or HealingPolicy()
         self.log = log or logging.getLogger("kz_jupyter")
         self.deployments: dict[str, Deployment] = {}

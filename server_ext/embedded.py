@@ -49,7 +49,8 @@ class EmbeddedServer:
                     "--ServerApp.port_retries=0",
                     "--ServerApp.open_browser=False",
                     "--ServerApp.allow_root=True",
-                    "--ServerApp.log_level=WARN",
+                    # 4xx answers reach the user through the client; only server faults log
+                    "--ServerApp.log_level=ERROR",
                     f"--IdentityProvider.token={self.token}",
                 ],
                 find_extensions=False,

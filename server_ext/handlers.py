@@ -59,7 +59,7 @@ class DeploymentsHandler(KzAPIHandler):
     async def post(self) -> None:
         """Accept a deploy request; the deployment proceeds in the background."""
         try:
-            request = parse_deploy_request(self.json_body())
+            request = parse_deploy_request(self.json_body(), self.controller.model_roots)
             deployment = await self.controller.deploy(request)
         except DeployRequestError as error:
             raise web.HTTPError(error.status, str(error)) from None

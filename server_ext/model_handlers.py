@@ -32,7 +32,7 @@ class ModelsAPIHandler(KzAPIHandler):
     def deploy_request(self, body: object):
         """Validate a body like a deploy request's, answering 400 when it is not one."""
         try:
-            return parse_deploy_request(body)
+            return parse_deploy_request(body, self.controller.model_roots)
         except DeployRequestError as error:
             raise web.HTTPError(error.status, str(error)) from None
 
@@ -105,7 +105,7 @@ class PlanHandler(ModelsAPIHandler):
             return self.finish(json.dumps({"code": error.code.value, "message": str(error)}))
         except HubError as error:
             self.set_status(404 if not error.offline else 503)
-            return self.finish(json.dumps({"code": "HUB_ERROR", "message": str(error)}))
+            return self.finish(json.dumps({"message": str(error)}))
         self.finish(json.dumps(plan.to_dict()))
 
 

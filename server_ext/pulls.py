@@ -71,7 +71,7 @@ class PullJobs:
         except (PlanError, ModelNotFoundError) as error:
             job.status, job.error = "failed", {"code": error.code.value, "message": str(error)}
         except HubError as error:
-            job.status, job.error = "failed", {"code": "HUB_ERROR", "message": str(error)}
+            job.status, job.error = "failed", {"code": None, "message": str(error)}
         except Exception as error:  # an unexpected bug still ends the job with a message
             self.controller.log.exception("pull of %s failed", job.model)
             job.status = "failed"

@@ -1,10 +1,12 @@
 """Drive a real IPython shell through the %kz magics; print a transcript, one block per cell.
 
-Run as a script by test_magics.py, in its own process, so the embedded server is truly embedded.
+Run as a script by the magics tests, in its own process, so the embedded server is truly
+embedded. With an argument, the cells are read from that JSON file instead.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
 import psutil
@@ -43,7 +45,8 @@ def engine_pids() -> set[int]:
 def main() -> None:
     """Run every cell and print `=== CELL n` headers between their outputs."""
     shell = InteractiveShell.instance()
-    for number, cell in enumerate(CELLS):
+    cells = json.loads(open(sys.argv[1]).read()) if len(sys.argv) > 1 else CELLS
+    for number, cell in enumerate(cells):
         print(f"=== CELL {number}", flush=True)
         print(f"=== CELL {number}", file=sys.stderr, flush=True)
         result = shell.run_cell(cell)

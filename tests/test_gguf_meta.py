@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from gguf import GGUFReader
 
-from kz_jupyter.gguf_meta import GgufReadError, read_gguf_metadata
+from kz_jupyter.gguf_meta import (
+    GgufReadError,
+    GgufTruncatedError,
+    parse_gguf_header,
+    read_gguf_metadata,
+)
 
 
 def reference_fields(path) -> dict:
@@ -50,3 +55,21 @@ def test_broken_files_raise_a_clear_error(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(GgufReadError, match="is not a readable GGUF file"):
         read_gguf_metadata(path)
+
+
+def test_shape_fields_match_the_gguf_package(smollm2_path):
+    meta = read_gguf_metadata(smollm2_path)
+    fields = GGUFReader(smollm2_path).fields
+    assert meta.block_count == fields["llama.block_count"].contents() == 30
+    assert meta.head_count == fields["llama.attention.head_count"].contents() == 9
+    assert meta.head_count_kv == fields["llama.attention.head_count_kv"].contents() == 3
+    assert meta.embedding_length == fields["llama.embedding_length"].contents() == 576
+    assert meta.vocab_size == len(fields["tokenizer.ggml.tokens"].data) == 49152
+    assert meta.key_length == meta.value_length == 64  # embedding / heads
+
+
+def test_a_prefix_of_the_file_asks_for_more_then_parses(smollm2_path):
+    data = smollm2_path.read_bytes()[: 4 << 20]
+    with pytest.raises(GgufTruncatedError):
+        parse_gguf_header(data[:100_000], len(data))
+    assert parse_gguf_header(data, 123).architecture == "llama"

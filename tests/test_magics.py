@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -24,26 +25,28 @@ def split_cells(text: str) -> dict[int, str]:
     return cells
 
 
-@pytest.fixture(scope="module")
-def transcript(tmp_path_factory) -> tuple[dict[int, str], dict[int, str]]:
-    """Run the session once; return (stdout per cell, stderr per cell)."""
-    home = tmp_path_factory.mktemp("magics")
+def run_session(home: Path, cells: list[str] | None = None, **env_vars: str):
+    """Run a magics session in its own process; return (stdout per cell, stderr per cell)."""
     env = {
         **os.environ,
         "KZ_STATE_DIR": str(home / "state"),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        **env_vars,
     }
     env.pop("KZ_SERVER_URL", None)
-    done = subprocess.run(
-        [sys.executable, str(SESSION)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=home,
-    )
+    args = [sys.executable, str(SESSION)]
+    if cells is not None:
+        (home / "cells.json").write_text(json.dumps(cells))
+        args.append(str(home / "cells.json"))
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, cwd=home)
     assert done.returncode == 0, done.stdout + done.stderr
     return split_cells(done.stdout), split_cells(done.stderr)
+
+
+@pytest.fixture(scope="module")
+def transcript(tmp_path_factory) -> tuple[dict[int, str], dict[int, str]]:
+    """Run the session once; return (stdout per cell, stderr per cell)."""
+    return run_session(tmp_path_factory.mktemp("magics"))
 
 
 def test_every_cell_ran_without_a_traceback(transcript):
