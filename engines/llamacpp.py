@@ -46,6 +46,7 @@ class LlamaCppEngine(Engine):
 
     name = "llamacpp"
     formats = ("gguf",)
+    parameters = frozenset({"gpu_layers"})
     log_patterns = (
         (
             re.compile(r"CUDA error|cudaMalloc failed|ggml_cuda_\w+: .*error", re.I),

@@ -52,6 +52,8 @@ class Engine(ABC):
 
     name: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]
+    # Plan parameters (beyond context, replicas and extra args) this engine takes.
+    parameters: ClassVar[frozenset[str]] = frozenset()
     log_patterns: ClassVar[tuple[tuple[re.Pattern[str], ErrorCode], ...]] = ()
 
     @abstractmethod

@@ -154,6 +154,27 @@ def rank_engines(
     return usable, rejected
 
 
+ENGINE_PARAMETERS = {
+    "gpu_layers": "--gpu-layers",
+    "dtype": "--dtype",
+    "quantization": "--quantization",
+    "tensor_parallel": "--tensor-parallel",
+}
+
+
+def check_parameters(engine: Engine, overrides: Overrides) -> None:
+    """Refuse engine parameters the chosen engine does not take, rather than ignore them."""
+    defaults = Overrides()
+    given = [n for n in ENGINE_PARAMETERS if getattr(overrides, n) != getattr(defaults, n)]
+    refused = [ENGINE_PARAMETERS[n] for n in given if n not in engine.parameters]
+    if refused:
+        takes = ", ".join(ENGINE_PARAMETERS[n] for n in sorted(engine.parameters)) or "none"
+        raise PlanError(
+            f"{engine.name} does not take {', '.join(refused)} (it takes: {takes}; engine "
+            "arguments go in --arg). For GGUF the quantization is the file's: pick a quant."
+        )
+
+
 def _context_for(shape: ModelShape, requested: int | None) -> int:
     """The context to serve: the requested one within the model's limit, else a default."""
     limit = shape.context_length
@@ -200,6 +221,7 @@ def plan_deployment(
     overrides = overrides or Overrides()
     usable, rejected = rank_engines(source.formats(), hardware, load_engines(), overrides.engine)
     engine, fmt = usable[0]
+    check_parameters(engine, overrides)
     reason = (
         f"engine '{engine.name}' was requested"
         if overrides.engine

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from kz_jupyter.hardware import GpuInfo, HardwareProfile, probe_hardware
-from kz_jupyter.hub import HubError, search_hub
+from kz_jupyter.hub import HubError, HubSettings, search_hub
 from kz_jupyter.memory import GIB
 from kz_jupyter.model_files import ModelNotFoundError
 from kz_jupyter.model_sources import open_source
@@ -169,3 +169,21 @@ def test_bad_model_references_get_one_clear_line(hub_env, model, error, message)
     with pytest.raises(error, match=message.replace(".", r"\.")) as raised:
         prepare(model, machine(64 * GIB), hub_env)
     assert "\n" not in str(raised.value)
+
+
+def test_offline_mode_uses_the_cache_only(hub_env, monkeypatch):
+    plan, source = prepare(TINY, machine(64 * GIB), hub_env)
+    path = fetch(plan, source).model_path
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = HubSettings.from_env()
+    plan, source = prepare(TINY, machine(64 * GIB), offline)
+    assert source.from_cache_only and plan.model_path == path
+    with pytest.raises(HubError, match="Offline mode"):
+        prepare("kz-test/tiny-llama-sharded-GGUF", machine(64 * GIB), offline)
+
+
+def test_engine_parameters_the_engine_does_not_take_are_refused(hub_env):
+    plan, _ = prepare(TINY, machine(64 * GIB), hub_env, Overrides(gpu_layers=0))
+    assert plan.gpu_layers == 0
+    with pytest.raises(PlanError, match="llamacpp does not take --dtype, --tensor-parallel"):
+        prepare(TINY, machine(64 * GIB), hub_env, Overrides(dtype="bfloat16", tensor_parallel=2))
