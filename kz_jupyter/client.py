@@ -153,7 +153,9 @@ class KzClient:
             if on_progress is not None and progress and progress.get("total"):
                 on_progress(progress["done"], progress["total"])
             status = DeploymentStatus(record["status"])
-            if status is DeploymentStatus.DEPLOYED or status.is_terminal:
+            if status in (DeploymentStatus.DEPLOYED, DeploymentStatus.UNLOADED) or (
+                status.is_terminal
+            ):
                 return record
             if time.monotonic() > deadline:
                 raise KzError(f"'{name}' is still {status.value} after {timeout:.0f} s.")

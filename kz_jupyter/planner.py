@@ -37,6 +37,8 @@ class Overrides:
     tensor_parallel: int = 1
     extra_args: tuple[str, ...] = ()
     force: bool = False
+    resources: dict[str, float] = field(default_factory=dict)
+    num_gpus: float = 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class Plan:
     dtype: str | None = None
     quantization: str | None = None
     tensor_parallel: int = 1
+    resources: dict = field(default_factory=dict)
+    num_gpus: float = 0
 
     def to_dict(self) -> dict:
         """Return JSON-ready data."""
@@ -263,4 +267,6 @@ def plan_deployment(
         dtype=overrides.dtype,
         quantization=overrides.quantization,
         tensor_parallel=overrides.tensor_parallel,
+        resources=dict(overrides.resources),
+        num_gpus=overrides.num_gpus,
     )

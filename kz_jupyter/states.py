@@ -18,6 +18,8 @@ class DeploymentStatus(StrEnum):
     ERROR = "ERROR"
     FAILED = "FAILED"
     MUST_REDOWNLOAD = "MUST_REDOWNLOAD"
+    # Idle for longer than its keep_alive: no engine runs; the next request loads it again.
+    UNLOADED = "UNLOADED"
 
     @property
     def is_active(self) -> bool:

@@ -34,6 +34,8 @@ USAGE = """\
     MODEL: a preset, a pip-shipped model, a path, or a Hub repo[:QUANT] or repo/FILE
     options: --engine E --context N --gpu-layers N --dtype D --quantization Q
              --tensor-parallel N --arg ENGINE_ARG (repeat) --revision R --force
+    --keep-alive S: unload after S idle seconds (-1: never); the next request reloads it
+    --resource NAME=AMOUNT (repeat), --gpus N: Ray resources each replica needs
 %kz chat NAME PROMPT... [--max-tokens N] [--temperature T]
                                 stream a reply (%%kz chat NAME: the cell body is the prompt)
 %kz ps                          list deployments
@@ -89,8 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--revision")
         sub.add_argument("--force", action="store_true", default=None)
         sub.add_argument("--replicas", type=int)
+        sub.add_argument("--resource", action="append", dest="resources", metavar="NAME=AMOUNT")
+        sub.add_argument("--gpus", type=float, dest="num_gpus")
         if command == "deploy":
             sub.add_argument("--name")
+            sub.add_argument("--keep-alive", type=int)
     chat = commands.add_parser("chat", add_help=False)
     chat.add_argument("name", nargs="?")
     chat.add_argument("prompt", nargs="*")
@@ -172,7 +177,9 @@ class KzMagics(Magics):
         print(format_deletion(self.client.delete_model(args.model, dry_run=not args.yes)))
 
     def _do_deploy(self, args, cell) -> None:
-        record = self.client.deploy(args.model, name=args.name, **_options(args))
+        record = self.client.deploy(
+            args.model, name=args.name, keep_alive=args.keep_alive, **_options(args)
+        )
         name, started = record["name"], record["created_at"]
         print(f"Deploying {args.model} as '{name}'")
         bar = DownloadBar(args.model)
@@ -232,4 +239,22 @@ def _options(args) -> dict:
         "revision": args.revision,
         "force": args.force,
         "replicas": args.replicas,
+        "resources": _resources(args.resources),
+        "num_gpus": args.num_gpus,
     }
+
+
+def _resources(pairs: list[str] | None) -> dict[str, float] | None:
+    """Parse NAME=AMOUNT pairs into Ray resources."""
+    if not pairs:
+        return None
+    resources = {}
+    for pair in pairs:
+        name, _, amount = pair.partition("=")
+        try:
+            resources[name] = float(amount or 1)
+        except ValueError:
+            name = ""
+        if not name:
+            raise UsageError(f"--resource takes NAME=AMOUNT (e.g. gpu_node=1), not {pair!r}")
+    return resources

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, Int, List, Unicode, default
+from traitlets import Bool, Float, Int, List, Unicode, default
 
 from kz_jupyter.engines.pool import RayPool
 from kz_jupyter.hub import HubSettings
@@ -18,6 +18,8 @@ from kz_jupyter.server_ext.model_handlers import MODEL_HANDLERS
 from kz_jupyter.server_ext.proxy import PROXY_HANDLERS
 from kz_jupyter.server_ext.pulls import PullJobs
 from kz_jupyter.server_ext.replicas import ReplicaRunner, ReplicaSettings
+from kz_jupyter.server_ext.restore import restore_deployments
+from kz_jupyter.server_ext.store import DeploymentStore
 
 
 class KzApp(ExtensionApp):
@@ -47,6 +49,9 @@ class KzApp(ExtensionApp):
     replica_num_cpus = Float(
         1.0, config=True, help="CPUs Ray reserves for each replica actor (its engine's share)."
     )
+    placement_timeout = Float(
+        60.0, config=True, help="Seconds Ray may take to find a node for a replica."
+    )
     max_restarts = Int(
         3, config=True, help="Restarts of a dead engine before its deployment is FAILED."
     )
@@ -63,6 +68,19 @@ class KzApp(ExtensionApp):
         config=True,
         help="Hugging Face cache folder for downloads; unset: the standard one (HF_HUB_CACHE, "
         "HF_HOME/hub or ~/.cache/huggingface/hub), shared with every Hugging Face tool.",
+    )
+    keep_alive = Int(
+        -1,
+        config=True,
+        help="Seconds a deployment stays loaded without requests before it is unloaded "
+        "(UNLOADED; the next request loads it again); -1 keeps it loaded. Per deployment: "
+        "keep_alive in the deploy request, %kz deploy --keep-alive N.",
+    )
+    persist = Bool(
+        True,
+        config=True,
+        help="Keep deployment records in state_dir (SQLite) and restore them when the server "
+        "starts again: engines still running under Ray are adopted, the others restarted.",
     )
     model_roots = List(
         Unicode(),
@@ -93,7 +111,11 @@ class KzApp(ExtensionApp):
     def initialize_settings(self) -> None:
         """Create the controller and share it with the handlers."""
         runner = ReplicaRunner(
-            RayPool(address=self.ray_address, engine_host=self.engine_host),
+            RayPool(
+                address=self.ray_address,
+                engine_host=self.engine_host,
+                placement_timeout=self.placement_timeout,
+            ),
             ReplicaSettings(
                 state_dir=Path(self.state_dir),
                 startup_timeout=self.startup_timeout,
@@ -112,6 +134,10 @@ class KzApp(ExtensionApp):
             log=self.log,
             hub_settings=self.hub_settings,
             model_roots=tuple(self.model_roots),
+            store=DeploymentStore(Path(self.state_dir) / "deployments.sqlite")
+            if self.persist
+            else None,
+            keep_alive=self.keep_alive,
         )
         self.http_client = httpx.AsyncClient()
         self.settings.update(
@@ -119,6 +145,10 @@ class KzApp(ExtensionApp):
             kz_http_client=self.http_client,
             kz_pulls=PullJobs(self.controller),
         )
+
+    async def _start_jupyter_server_extension(self, serverapp) -> None:
+        """Once the event loop runs: restore the deployments of the previous server."""
+        await restore_deployments(self.controller)
 
     def hub_settings(self) -> HubSettings:
         """Hub endpoint, token, cache and offline mode: this config, else the environment."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -20,8 +21,10 @@ from kz_jupyter.model_sources import ModelSource
 from kz_jupyter.planner import Overrides, Plan, PlanError
 from kz_jupyter.provisioning import fetch, prepare, resolve
 from kz_jupyter.references import LocalPath, ModelReference, ModelReferenceError
+from kz_jupyter.server_ext.idle import IdleUnloader
 from kz_jupyter.server_ext.records import NAME_PATTERN, Deployment, Replica
 from kz_jupyter.server_ext.replicas import EngineFailure, ReplicaRunner
+from kz_jupyter.server_ext.store import DeploymentStore
 from kz_jupyter.states import DeploymentStatus, ErrorCode, InstanceStatus
 
 MONITOR_INTERVAL = 1.0
@@ -45,6 +48,18 @@ class DeployRequest:
     name: str
     overrides: Overrides = Overrides()
     revision: str | None = None
+    keep_alive: int | None = None
+
+    def to_body(self) -> dict:
+        """The request as a POST body (what is kept to deploy it again after a restart)."""
+        body = {
+            "model": self.model,
+            "name": self.name,
+            "revision": self.revision,
+            "keep_alive": self.keep_alive,
+        }
+        body |= dataclasses.asdict(self.overrides) | {"extra_args": list(self.overrides.extra_args)}
+        return {key: value for key, value in body.items() if value is not None}
 
 
 def _integer(body: dict, key: str, low: int, high: int, default: int | None = None) -> int | None:
@@ -73,6 +88,17 @@ def parse_overrides(body: dict) -> Overrides:
     force = body.get("force", False)
     if not isinstance(force, bool):
         raise DeployRequestError("'force' must be true or false.")
+    resources = body.get("resources", {})
+    if not isinstance(resources, dict) or not all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+        for k, v in resources.items()
+    ):
+        raise DeployRequestError(
+            "'resources' must map Ray resource names to positive amounts, like {\"gpu_node\": 1}."
+        )
+    num_gpus = body.get("num_gpus", 0)
+    if not isinstance(num_gpus, int | float) or isinstance(num_gpus, bool) or num_gpus < 0:
+        raise DeployRequestError("'num_gpus' must be a number of GPUs, 0 or more.")
     return Overrides(
         engine=_text(body, "engine", "llamacpp"),
         context_length=_integer(body, "context_length", 64, 1_048_576),
@@ -83,6 +109,8 @@ def parse_overrides(body: dict) -> Overrides:
         tensor_parallel=_integer(body, "tensor_parallel", 1, 64, default=1),
         extra_args=tuple(extra),
         force=force,
+        resources=dict(resources),
+        num_gpus=num_gpus,
     )
 
 
@@ -118,7 +146,11 @@ def parse_deploy_request(body: object, model_roots: tuple[str, ...] = ()) -> Dep
             "(at most 63 characters, starting with a letter or digit)."
         )
     return DeployRequest(
-        model=model.strip(), name=name, overrides=parse_overrides(body), revision=revision
+        model=model.strip(),
+        name=name,
+        overrides=parse_overrides(body),
+        revision=revision,
+        keep_alive=_integer(body, "keep_alive", -1, 30 * 86400),
     )
 
 
@@ -146,10 +178,14 @@ class Controller:
         log: logging.Logger | None = None,
         hub_settings: Callable[[], HubSettings] = HubSettings.from_env,
         model_roots: tuple[str, ...] = (),
+        store: DeploymentStore | None = None,
+        keep_alive: int = -1,
     ):
         self.runner = runner
         self.hub_settings = hub_settings
         self.model_roots = model_roots
+        self.store = store
+        self.idle = IdleUnloader(self, keep_alive)
         self.healing = healing or HealingPolicy()
         self.log = log or logging.getLogger("kz_jupyter")
         self.deployments: dict[str, Deployment] = {}
@@ -176,11 +212,27 @@ class Controller:
                 status=409,
             )
         deployment = Deployment(name=request.name, model=request.model)
+        deployment.request = request.to_body()
+        deployment.keep_alive = self.idle.keep_alive_for(request.keep_alive)
+        self.keep(deployment)
         deployment.transition(DeploymentStatus.REQUESTED, f"deploy {request.model}")
-        self.deployments[request.name] = deployment
-        self._track(self._tasks, request.name, self._drive(deployment, request))
-        self._ensure_monitor()
+        self.drive(deployment, request)
         return deployment
+
+    def keep(self, deployment: Deployment) -> None:
+        """Hold a deployment record, persisting it at every change."""
+        if self.store is not None:
+            deployment.on_change = self.store.save
+        self.deployments[deployment.name] = deployment
+
+    def drive(self, deployment: Deployment, request: DeployRequest) -> None:
+        """Drive a deployment through its lifecycle in the background."""
+        self.track_task(deployment.name, self.run_deploy(deployment, request))
+
+    def track_task(self, name: str, coroutine) -> None:
+        """Run a deployment's lifecycle work in the background (stop cancels it)."""
+        self._track(self._tasks, name, coroutine)
+        self._ensure_monitor()
 
     @staticmethod
     def _track(tasks: dict[str, asyncio.Task], key: str, coroutine) -> None:
@@ -189,7 +241,7 @@ class Controller:
         tasks[key] = task
         task.add_done_callback(lambda _: tasks.pop(key, None))
 
-    async def _drive(self, deployment: Deployment, request: DeployRequest) -> None:
+    async def run_deploy(self, deployment: Deployment, request: DeployRequest) -> None:
         """Resolve, plan, place and probe until DEPLOYED or a failure is recorded."""
         try:
             plan, source = await self.runner.blocking(self.plan, request)
@@ -201,29 +253,31 @@ class Controller:
                 Replica(replica_id=f"{deployment.name}-{index}") for index in range(plan.replicas)
             ]
             plan = await self._fetch(deployment, plan, source)
-            await asyncio.gather(
-                *(self.runner.start(deployment, plan, r) for r in deployment.replicas)
-            )
-            deployment.transition(DeploymentStatus.INITIALIZING, "engine started, loading")
-            await asyncio.gather(*(self.runner.wait_ready(plan, r) for r in deployment.replicas))
+            await self.launch(deployment, plan)
             deployment.transition(DeploymentStatus.DEPLOYED, "ready")
         except (ModelNotFoundError, PlanError) as error:
             deployment.fail(error.code, str(error))
         except HubError as error:
             deployment.fail(ErrorCode.MODEL_LOADING_FAILURE, str(error))
         except PlacementError as error:
-            await self._release_all(deployment)
+            await self.release_all(deployment)
             deployment.fail(ErrorCode.RUNTIME_ERROR, str(error))
         except EngineFailure as failure:
-            await self._release_all(deployment)
+            await self.release_all(deployment)
             deployment.fail(failure.code, failure.message)
         except asyncio.CancelledError:
-            await self._release_all(deployment)
+            await self.release_all(deployment)
             raise
         except Exception as error:  # an unexpected bug must still leave a true state
             self.log.exception("deploy of %s failed", deployment.name)
-            await self._release_all(deployment)
+            await self.release_all(deployment)
             deployment.fail(ErrorCode.RUNTIME_ERROR, f"{type(error).__name__}: {error}")
+
+    async def launch(self, deployment: Deployment, plan: Plan) -> None:
+        """Start the engine of each of the deployment's replicas and wait until all are ready."""
+        await asyncio.gather(*(self.runner.start(deployment, plan, r) for r in deployment.replicas))
+        deployment.transition(DeploymentStatus.INITIALIZING, "engine started, loading")
+        await asyncio.gather(*(self.runner.wait_ready(plan, r) for r in deployment.replicas))
 
     def plan(self, request: DeployRequest) -> tuple[Plan, ModelSource]:
         """Resolve the model reference and plan (blocking: reads headers, asks the Hub)."""
@@ -257,7 +311,7 @@ class Controller:
             replica.status = InstanceStatus.REQUESTED
         return plan
 
-    async def _release_all(self, deployment: Deployment) -> None:
+    async def release_all(self, deployment: Deployment) -> None:
         """Stop every replica of a deployment, keeping the end of each log."""
         for replica in deployment.replicas:
             await self.runner.release(deployment, replica)
@@ -288,7 +342,7 @@ class Controller:
                 deployment.error_code, deployment.error_message = None, ""
                 deployment.transition(DeploymentStatus.DEPLOYED, f"{replica.replica_id} restarted")
             return
-        await self._release_all(deployment)
+        await self.release_all(deployment)
         deployment.fail(
             failure.code, f"{failure.message} (still failing after {len(delays)} restarts)"
         )
@@ -304,10 +358,14 @@ class Controller:
         for task in filter(None, tasks):
             task.cancel()
         await asyncio.gather(*filter(None, tasks), return_exceptions=True)
+        await self.idle.cancel(name)
+        deployment.wanted = False
         await self._drain(deployment)
-        await self._release_all(deployment)
-        if deployment.status.is_active:
+        await self.release_all(deployment)
+        if deployment.status.is_active or deployment.status is DeploymentStatus.UNLOADED:
             deployment.transition(DeploymentStatus.STOPPED, "stopped by request")
+        else:
+            deployment.changed()
         return deployment
 
     async def _drain(self, deployment: Deployment) -> None:
@@ -381,6 +439,8 @@ class Controller:
             for deployment in list(self.deployments.values()):
                 if deployment.status in (DeploymentStatus.DEPLOYED, DeploymentStatus.ERROR):
                     await self._check_replicas(deployment)
+                if deployment.status is DeploymentStatus.DEPLOYED:
+                    await self.idle.unload_if_idle(deployment)
 
     async def _check_replicas(self, deployment: Deployment) -> None:
         """Start healing each serving replica whose engine has exited."""
@@ -401,10 +461,19 @@ class Controller:
             self._track(self._healers, replica.replica_id, self._heal(deployment, replica, failure))
 
     async def shutdown(self) -> None:
-        """Stop every deployment (server shutdown): no engine may outlive the controller."""
+        """Server shutdown: records stay as they are (a restarted server restores them). With
+        a local Ray the engines end now; on a cluster they keep serving and are adopted."""
         if self._monitor is not None:
             self._monitor.cancel()
             await asyncio.gather(self._monitor, return_exceptions=True)
-        for name in list(self.deployments):
-            await self.stop(name)
+        tasks = [*self._tasks.values(), *self._healers.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if not self.runner.pool.engines_outlive_server:
+            for deployment in self.deployments.values():
+                for replica in deployment.replicas:
+                    await self.runner.release_handle(replica)
+        if self.store is not None:
+            self.store.close()
         await self.runner.close()

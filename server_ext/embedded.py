@@ -51,6 +51,7 @@ class EmbeddedServer:
                     "--ServerApp.allow_root=True",
                     # 4xx answers reach the user through the client; only server faults log
                     "--ServerApp.log_level=ERROR",
+                    "--KzApp.persist=False",  # an embedded app lives and ends with its process
                     f"--IdentityProvider.token={self.token}",
                 ],
                 find_extensions=False,

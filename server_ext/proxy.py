@@ -32,7 +32,7 @@ class ModelsHandler(OpenAIErrorMixin, KzAPIHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        """List DEPLOYED deployments as OpenAI models."""
+        """List deployments that take requests (DEPLOYED, or UNLOADED: loaded on request)."""
         data = [
             {
                 "id": d.name,
@@ -41,7 +41,7 @@ class ModelsHandler(OpenAIErrorMixin, KzAPIHandler):
                 "owned_by": "kz-jupyter",
             }
             for d in self.controller.list()
-            if d.status is DeploymentStatus.DEPLOYED
+            if d.status in (DeploymentStatus.DEPLOYED, DeploymentStatus.UNLOADED)
         ]
         self.finish(json.dumps({"object": "list", "data": data}))
 
@@ -77,6 +77,10 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 "invalid_request_error",
                 "chat_not_supported",
             )
+        idle = self.controller.idle
+        if deployment.status is DeploymentStatus.UNLOADED or idle.is_loading(deployment.name):
+            await idle.load(deployment)  # an idle-unloaded deployment: load it, then answer
+        idle.touch(deployment)
         refused: set[str] = set()
         while True:
             replica = self.controller.route(deployment.name, exclude=refused)
@@ -106,6 +110,7 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 await self._relay(upstream)
             finally:
                 replica.outstanding -= 1
+                idle.touch(deployment)
             return
 
     def _request_object(self) -> dict | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ class Replica:
     node_id: str = ""
     outstanding: int = 0
     restarts: int = 0
+    actor_name: str = ""
     handle: Any = None
 
     def to_dict(self) -> dict:
@@ -35,7 +37,21 @@ class Replica:
             "node_id": self.node_id,
             "outstanding": self.outstanding,
             "restarts": self.restarts,
+            "actor_name": self.actor_name,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Replica:
+        """Rebuild a replica record (without its live handle) from `to_dict` output."""
+        return cls(
+            replica_id=data["id"],
+            status=InstanceStatus(data["status"]),
+            endpoint=data.get("endpoint", ""),
+            pid=data.get("pid"),
+            node_id=data.get("node_id", ""),
+            restarts=data.get("restarts", 0),
+            actor_name=data.get("actor_name", ""),
+        )
 
 
 @dataclass
@@ -53,11 +69,25 @@ class Deployment:
     replicas: list[Replica] = field(default_factory=list)
     final_logs: dict[str, list[str]] = field(default_factory=dict)
     progress: dict | None = None
+    request: dict = field(default_factory=dict)
+    wanted: bool = True
+    keep_alive: int = -1
+    last_used: float = field(default_factory=time.time)
+    on_change: Callable[[Deployment], None] | None = None
 
     def transition(self, status: DeploymentStatus, detail: str = "") -> None:
-        """Move to a new status and record when and why."""
+        """Move to a new status and record when and why (and persist the record)."""
         self.status = status
-        self.history.append({"status": status.value, "at": time.time(), "detail": detail})
+        now = time.time()
+        self.history.append({"status": status.value, "at": now, "detail": detail})
+        if status is DeploymentStatus.DEPLOYED:
+            self.last_used = now  # idle time counts from when it could first be used
+        self.changed()
+
+    def changed(self) -> None:
+        """Tell the store the record changed."""
+        if self.on_change is not None:
+            self.on_change(self)
 
     def fail(self, code: ErrorCode, message: str) -> None:
         """Move to FAILED (or MUST_REDOWNLOAD) with an error code and message."""
@@ -89,4 +119,28 @@ class Deployment:
             "history": list(self.history),
             "replicas": [replica.to_dict() for replica in self.replicas],
             "progress": self.progress,
+            "request": self.request,
+            "wanted": self.wanted,
+            "keep_alive": self.keep_alive,
+            "last_used": self.last_used,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Deployment:
+        """Rebuild a deployment record from `to_dict` output (as persisted)."""
+        error = data.get("error")
+        return cls(
+            name=data["name"],
+            model=data["model"],
+            status=DeploymentStatus(data["status"]),
+            plan=data.get("plan"),
+            error_code=ErrorCode(error["code"]) if error else None,
+            error_message=error["message"] if error else "",
+            created_at=data["created_at"],
+            history=list(data.get("history", [])),
+            replicas=[Replica.from_dict(r) for r in data.get("replicas", [])],
+            request=data.get("request", {}),
+            wanted=data.get("wanted", True),
+            keep_alive=data.get("keep_alive", -1),
+            last_used=data.get("last_used", data["created_at"]),
+        )

@@ -109,6 +109,23 @@ class ReplicaRunner:
         replica.endpoint = handle.info["endpoint"]
         replica.pid = handle.info["pid"]
         replica.node_id = handle.info["node_id"]
+        replica.actor_name = handle.info["actor_name"]
+
+    async def reattach(self, replica: Replica) -> bool:
+        """Take back a replica whose actor and engine outlived the server; False if gone."""
+        if not replica.actor_name:
+            return False
+        handle = await self.blocking(self.pool.find_replica, replica.actor_name)
+        if handle is None:
+            return False
+        self._adopt(replica, handle)
+        return True
+
+    async def release_handle(self, replica: Replica) -> None:
+        """Stop a replica's engine and actor without keeping its log (server shutdown)."""
+        if replica.handle is not None:
+            handle, replica.handle = replica.handle, None
+            await self.blocking(self.pool.stop_replica, handle)
 
     async def wait_ready(self, plan: Plan, replica: Replica) -> None:
         """Probe the engine until it answers, exits (EngineFailure), or the timeout passes."""

@@ -1,0 +1,166 @@
+"""Deployment records survive a Jupyter server restart: with a local Ray the engines are started
+again; on a Ray cluster the engines outlive the server and are adopted, never duplicated."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from test_ray_cluster import ray_head  # noqa: F401 (a fixture)
+
+from kz_jupyter.engines.process import free_port
+
+pytestmark = pytest.mark.slow
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+class JupyterServer:
+    """A `jupyter server` process with the kz extension, restartable on one state dir."""
+
+    def __init__(
+        self, home: Path, env: dict[str, str] | None = None, args: list[str] | None = None
+    ):
+        self.home = home
+        self.args = args or []
+        self.env = {
+            **os.environ,
+            "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+            "KZ_STATE_DIR": str(home / "state"),
+            **(env or {}),
+        }
+        self.env.pop("KZ_SERVER_URL", None)
+        self.process: subprocess.Popen | None = None
+        self.url = ""
+        self.client = httpx.Client(timeout=60)
+
+    def start(self) -> None:
+        """Start the server and wait until it answers."""
+        port, token = free_port("127.0.0.1"), secrets.token_hex(16)
+        log = open(self.home / "server.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
+             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={self.home}",
+             *self.args],
+            env=self.env, cwd=self.home, stdout=log, stderr=log,
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{port}/"
+        self.client.headers["Authorization"] = f"token {token}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if self.client.get(self.url + "api/status").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and self.process.poll() is None, "no server"
+            time.sleep(0.2)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server (SIGTERM: a clean shutdown; SIGKILL: a crash)."""
+        self.process.send_signal(sig)
+        self.process.wait(timeout=90)
+
+    def api(self, method: str, path: str, **kwargs) -> dict | list:
+        response = self.client.request(method, self.url + "kz/" + path, **kwargs)
+        assert response.status_code < 400, response.text
+        return response.json()
+
+    def wait_deployed(self, name: str, timeout: float = 240) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.api("GET", f"api/deployments/{name}")
+            if record["status"] in ("DEPLOYED", "FAILED", "STOPPED", "MUST_REDOWNLOAD"):
+                return record
+            assert time.monotonic() < deadline, record
+            time.sleep(0.3)
+
+    def ask(self, name: str) -> str:
+        body = {"model": name, "messages": QUESTION, "max_tokens": 16, "temperature": 0}
+        reply = self.api("POST", "v1/chat/completions", json=body)
+        return reply["choices"][0]["message"]["content"]
+
+
+def engines_of(pids: set[int]) -> set[int]:
+    """Which of pids are still running llama.cpp engines."""
+    alive = set()
+    for pid in pids:
+        try:
+            if "llama_cpp.server" in " ".join(psutil.Process(pid).cmdline()):
+                alive.add(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def all_engines() -> set[int]:
+    """Every llama.cpp engine process on the machine."""
+    found = set()
+    for process in psutil.process_iter(["cmdline"]):
+        if "llama_cpp.server" in " ".join(process.info["cmdline"] or ()):
+            found.add(process.pid)
+    return found
+
+
+def test_restart_with_a_local_ray_restores_both_deployments(tmp_path):
+    server = JupyterServer(tmp_path)
+    server.start()
+    try:
+        for name in ("alpha", "beta"):
+            server.api("POST", "api/deployments", json={"model": "smollm2", "name": name})
+        old = {server.wait_deployed(n)["replicas"][0]["pid"] for n in ("alpha", "beta")}
+        server.stop()
+        assert engines_of(old) == set()  # a local Ray ends with its server
+        server.start()
+        records = server.api("GET", "api/deployments")
+        assert sorted(r["name"] for r in records) == ["alpha", "beta"]
+        for name in ("alpha", "beta"):
+            record = server.wait_deployed(name)
+            assert record["status"] == "DEPLOYED", record
+            assert "server restarted: 0 replica(s) adopted, 1 restarted" in str(record["history"])
+            assert "Paris" in server.ask(name)
+        new = {r["replicas"][0]["pid"] for r in server.api("GET", "api/deployments")}
+        assert len(engines_of(new)) == 2 and not new & old
+        server.api("DELETE", "api/deployments/alpha")
+    finally:
+        server.stop()
+    server.start()  # a deployment stopped by request stays stopped
+    try:
+        statuses = {r["name"]: r["status"] for r in server.api("GET", "api/deployments")}
+        assert statuses["alpha"] == "STOPPED"
+        assert server.wait_deployed("beta")["status"] == "DEPLOYED"
+        server.api("DELETE", "api/deployments/beta")
+    finally:
+        server.stop()
+
+
+def test_a_crashed_server_on_a_cluster_adopts_the_running_engine(ray_head, tmp_path):  # noqa: F811
+    address, env = ray_head
+    server = JupyterServer(tmp_path, {**env, "KZ_RAY_ADDRESS": address})
+    server.start()
+    try:
+        server.api("POST", "api/deployments", json={"model": "smollm2", "name": "gamma"})
+        pid = server.wait_deployed("gamma")["replicas"][0]["pid"]
+        server.stop(signal.SIGKILL)
+        assert engines_of({pid}) == {pid}  # the engine outlived the crash
+        engines_before = all_engines()
+        server.start()
+        record = server.wait_deployed("gamma")
+        assert record["status"] == "DEPLOYED", record
+        assert "1 replica(s) adopted, 0 restarted" in str(record["history"])
+        assert record["replicas"][0]["pid"] == pid
+        assert "Paris" in server.ask("gamma")
+        assert all_engines() == engines_before  # nothing duplicated
+        server.api("DELETE", "api/deployments/gamma")
+        assert engines_of({pid}) == set()
+    finally:
+        server.stop()
