@@ -17,6 +17,7 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 async def post_json(jp_fetch, *parts, body: dict, **kwargs):
+    kwargs.setdefault("request_timeout", 120)  # generation on 2 busy cores can be slow
     return await jp_fetch(*parts, method="POST", body=json.dumps(body), **kwargs)
 
 

@@ -58,6 +58,7 @@ async def chat(jp_fetch, name: str, streaming_callback=None, **options):
         method="POST",
         body=json.dumps(body),
         streaming_callback=streaming_callback,
+        request_timeout=120,
     )
 
 

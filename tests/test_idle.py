@@ -18,7 +18,9 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 async def ask(jp_fetch, name: str) -> str:
     body = {"model": name, "messages": QUESTION, "max_tokens": 16, "temperature": 0}
-    reply = await jp_fetch("kz/v1/chat/completions", method="POST", body=json.dumps(body))
+    reply = await jp_fetch(
+        "kz/v1/chat/completions", method="POST", body=json.dumps(body), request_timeout=120
+    )
     return json_of(reply)["choices"][0]["message"]["content"]
 
 

@@ -28,7 +28,9 @@ async def test_follow_streams_the_tail_then_new_lines_until_stop(jp_fetch):
     assert tail_count >= 1
     chat = {"model": "smollm2", "max_tokens": 4,
             "messages": [{"role": "user", "content": "Hi"}]}  # fmt: skip
-    await jp_fetch("kz/v1/chat/completions", method="POST", body=json.dumps(chat))
+    await jp_fetch(
+        "kz/v1/chat/completions", method="POST", body=json.dumps(chat), request_timeout=120
+    )
     await asyncio.sleep(1.5)  # the follower polls twice a second
     await jp_fetch("kz/api/deployments/smollm2", method="DELETE")
     response = await asyncio.wait_for(follow, timeout=30)  # ends once the deployment stops

@@ -29,7 +29,8 @@ def jp_server_config(tmp_path):
 
 
 async def post(jp_fetch, path: str, body: dict):
-    return json_of(await jp_fetch(path, method="POST", body=json.dumps(body)))
+    response = await jp_fetch(path, method="POST", body=json.dumps(body), request_timeout=120)
+    return json_of(response)
 
 
 async def pull(jp_fetch, model: str, **extra) -> dict:
