@@ -118,13 +118,3 @@ def safetensors_files(files: list[RemoteFile]) -> list[RemoteFile]:
         return []
     companions = [f for f in files if f.path in SAFETENSORS_COMPANIONS]
     return sorted(companions + weights, key=lambda f: f.path)
-
-
-def formats_in(files: list[RemoteFile]) -> tuple[str, ...]:
-    """The servable formats a repo offers."""
-    found = []
-    if gguf_variants(files):
-        found.append("gguf")
-    if safetensors_files(files):
-        found.append("safetensors")
-    return tuple(found)

@@ -37,7 +37,6 @@ WANTED_KEYS = {
     "general.size_label",
     "tokenizer.chat_template",
     "tokenizer.ggml.tokens",
-    "split.count",
 }
 
 
@@ -59,7 +58,6 @@ class GgufMetadata:
     key_length: int = 0
     value_length: int = 0
     vocab_size: int = 0
-    split_count: int = 1
     sliding_window: int = 0
 
     @property
@@ -177,7 +175,6 @@ def parse_gguf_header(data: bytes | mmap.mmap, size_bytes: int) -> GgufMetadata:
         key_length=_number(fields, f"{arch}.attention.key_length") or head_dim,
         value_length=_number(fields, f"{arch}.attention.value_length") or head_dim,
         vocab_size=_number(fields, "tokenizer.ggml.tokens"),
-        split_count=_number(fields, "split.count") or 1,
         sliding_window=_number(fields, f"{arch}.attention.sliding_window"),
     )
 
