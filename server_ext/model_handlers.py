@@ -36,17 +36,17 @@ class ModelsAPIHandler(KzAPIHandler):
         except DeployRequestError as error:
             raise web.HTTPError(error.status, str(error)) from None
 
-    def used_by(self) -> dict[str, list[str]]:
-        """Map each model path and repo id to the active deployments that use it."""
-        users: dict[str, list[str]] = {}
+    def users_of(self, name: str, paths: tuple[str, ...]) -> list[str]:
+        """Active deployments of the model called name, or whose files lie under paths."""
+        users = set()
         for deployment in self.controller.list():
-            if not deployment.status.is_active:
-                continue
             plan = deployment.plan or {}
-            for key in (plan.get("repo_id"), plan.get("model_path")):
-                if key:
-                    users.setdefault(key, []).append(deployment.name)
-        return users
+            model_path = plan.get("model_path") or ""
+            if deployment.status.is_active and (
+                plan.get("repo_id") == name or (model_path and model_path.startswith(paths))
+            ):
+                users.add(deployment.name)
+        return sorted(users)
 
 
 class SearchHandler(ModelsAPIHandler):
@@ -156,18 +156,10 @@ class ModelsHandler(ModelsAPIHandler):
         """List the models on this machine."""
         settings = self.controller.hub_settings()
         models = await self.controller.runner.blocking(list_cached, settings)
-        users = self.used_by()
-        listed = []
-        for model in models:
-            using = sorted(
-                {
-                    n
-                    for key, names in users.items()
-                    for n in names
-                    if key == model.name or key.startswith(model.path)
-                }
-            )
-            listed.append(model.to_dict() | {"used_by": using})
+        listed = [
+            model.to_dict() | {"used_by": self.users_of(model.name, (model.path,))}
+            for model in models
+        ]
         self.finish(json.dumps(listed))
 
 
@@ -184,14 +176,7 @@ class ModelHandler(ModelsAPIHandler):
             plan = await self.controller.runner.blocking(plan_deletion, name, settings)
         except CacheError as error:
             raise web.HTTPError(404, str(error)) from None
-        using = sorted(
-            {
-                n
-                for key, names in self.used_by().items()
-                for n in names
-                if key == name or any(key.startswith(p) for p in plan.paths)
-            }
-        )
+        using = self.users_of(name, plan.paths)
         if using:
             raise web.HTTPError(
                 409,
