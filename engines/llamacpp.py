@@ -7,7 +7,8 @@ import re
 
 import psutil
 
-from kz_jupyter.engine_api import Engine, LaunchSpec, distribution_version
+from kz_jupyter.engine_api import Engine, InstallRecipe, LaunchSpec, LaunchTarget
+from kz_jupyter.engine_envs import EnvironmentProbe
 from kz_jupyter.hardware import HardwareProfile
 from kz_jupyter.memory import MIB, MemoryEstimate, kv_cache_bytes
 from kz_jupyter.model_shape import ModelShape
@@ -46,6 +47,7 @@ class LlamaCppEngine(Engine):
 
     name = "llamacpp"
     formats = ("gguf",)
+    distributions = ("llama_cpp_python", *SERVER_DEPENDENCIES)
     parameters = frozenset({"gpu_layers"})
     log_patterns = (
         (
@@ -69,12 +71,12 @@ class LlamaCppEngine(Engine):
         (re.compile(r"^Traceback \(most recent call last\)|^\w+Error: "), ErrorCode.RUNTIME_ERROR),
     )
 
-    def availability(self) -> tuple[bool, str, str]:
+    def availability(self, probe: EnvironmentProbe) -> tuple[bool, str, str]:
         """llama-cpp-python with its server extra must be installed."""
-        version = distribution_version("llama_cpp_python")
+        version = probe.version_of("llama_cpp_python")
         if version is None:
-            return False, "", "llama-cpp-python is missing: pip install 'kz-jupyter[llamacpp]'"
-        missing = [d for d in SERVER_DEPENDENCIES if distribution_version(d) is None]
+            return False, "", "llama-cpp-python is missing: %kz engines install llamacpp"
+        missing = [d for d in SERVER_DEPENDENCIES if probe.version_of(d) is None]
         if missing:
             return (
                 False,
@@ -83,6 +85,10 @@ class LlamaCppEngine(Engine):
                 "pip install 'llama-cpp-python[server]'",
             )
         return True, version, ""
+
+    def install_recipe(self, hardware: HardwareProfile) -> InstallRecipe:
+        """llama-cpp-python with its OpenAI server (built from source for this machine)."""
+        return InstallRecipe(packages=("llama-cpp-python[server]",))
 
     def plan_chat(self, architecture: str, has_template: bool) -> tuple[str | None, bool, str]:
         """Use the GGUF's template, else the family's, else say the model cannot chat."""
@@ -115,7 +121,7 @@ class LlamaCppEngine(Engine):
             available=available,
         )
 
-    def launch_spec(self, plan: Plan, served_name: str, host: str, port: int) -> LaunchSpec:
+    def launch_spec(self, plan: Plan, target: LaunchTarget) -> LaunchSpec:
         """Serve the GGUF file under the deployment's name, one thread per physical core.
 
         Runs on the replica's node, so the core count is that node's. llama-cpp-python's own
@@ -128,11 +134,11 @@ class LlamaCppEngine(Engine):
             "--model",
             plan.model_path,
             "--model_alias",
-            served_name,
+            target.served_name,
             "--host",
-            host,
+            target.host,
             "--port",
-            str(port),
+            str(target.port),
             "--n_ctx",
             str(plan.context_length),
             "--n_threads",
@@ -149,4 +155,6 @@ class LlamaCppEngine(Engine):
             args += ["--chat_format", plan.chat_format]
         if plan.gpu_layers is not None:
             args += ["--n_gpu_layers", str(plan.gpu_layers)]
-        return LaunchSpec(args=(*args, *plan.extra_args), readiness_path="/v1/models")
+        return LaunchSpec(
+            args=(*args, *plan.extra_args), program=plan.engine_python, readiness_path="/v1/models"
+        )

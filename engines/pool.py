@@ -6,20 +6,24 @@ import logging
 import os
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from kz_jupyter.engine_api import get_engine
+from kz_jupyter.engine_api import LaunchTarget, get_engine
 from kz_jupyter.engines.process import EngineProcess, free_port, read_lines_from
 from kz_jupyter.planner import Plan
 
 RAY_NAMESPACE = "kz_jupyter"
+HEALTH_TIMEOUT = 5.0
+HEALTH_INTERVAL = 10.0  # engines log each probe: ask at most this often
 LOCAL_NODE_IP = "127.0.0.1"
 
 _RAY_INIT_LOCK = threading.Lock()
@@ -57,12 +61,22 @@ class RayOwnerThread:
 _ray_owner: RayOwnerThread | None = None
 
 
+def answer_status(url: str) -> int | None:
+    """The HTTP status a GET of url answers, or None when nothing answers in time."""
+    try:
+        return httpx.get(url, timeout=HEALTH_TIMEOUT).status_code
+    except httpx.HTTPError:
+        return None
+
+
 class ReplicaActor:
     """A Ray actor that owns one engine server process on the node Ray placed it on."""
 
     def __init__(self, log_path: str):
         self.engine_process = EngineProcess(Path(log_path))
         self.started: dict | None = None
+        self.health_url = ""
+        self._next_health_check = 0.0
 
     def start(self, engine_name: str, plan: dict, served_name: str, host: str | None) -> dict:
         """Start the engine on a free port of host (default: this node's address in Ray).
@@ -73,15 +87,28 @@ class ReplicaActor:
         node_id = ray.get_runtime_context().get_node_id()
         if host is None:
             host = next(n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id)
-        port = free_port(host)
-        spec = get_engine(engine_name).launch_spec(Plan.from_dict(plan), served_name, host, port)
+        log_path = self.engine_process.log_path
+        target = LaunchTarget(
+            served_name=served_name,
+            host=host,
+            port=free_port(host),
+            workdir=log_path.parent / f"{log_path.stem}.work",
+        )
+        engine, planned = get_engine(engine_name), Plan.from_dict(plan)
+        target.workdir.mkdir(parents=True, exist_ok=True)
+        engine.prepare(planned, target)
+        spec = engine.launch_spec(planned, target)
         pid = self.engine_process.start(spec)
+        endpoint = f"http://{host}:{target.port}"
+        self.health_url = endpoint + spec.health_path if spec.health_path else ""
+        self._next_health_check = 0.0
         self.started = {
             "host": host,
-            "port": port,
+            "port": target.port,
             "pid": pid,
-            "endpoint": f"http://{host}:{port}",
+            "endpoint": endpoint,
             "readiness_path": spec.readiness_path,
+            "readiness_body": spec.readiness_body,
             "node_id": node_id,
             "actor_name": ray.get_runtime_context().get_actor_name() or "",
         }
@@ -94,7 +121,23 @@ class ReplicaActor:
         return self.started
 
     def returncode(self) -> int | None:
-        """Return the engine's exit status, or None while it runs."""
+        """Return the engine's exit status, or None while it runs.
+
+        An engine whose health URL answers an error status is broken although its process
+        lives (a server whose worker thread died): it is ended here, and so reported exited.
+        """
+        if (
+            self.engine_process.returncode() is None
+            and self.health_url
+            and time.monotonic() >= self._next_health_check
+        ):
+            self._next_health_check = time.monotonic() + HEALTH_INTERVAL
+            status = answer_status(self.health_url)
+            if status is not None and status >= 500:
+                self.engine_process.note(
+                    f"[kz] the engine answered its health check with HTTP {status}: ending it"
+                )
+                self.engine_process.stop()
         return self.engine_process.returncode()
 
     def tail(self, lines: int) -> list[str]:

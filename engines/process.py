@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from kz_jupyter.engine_api import LaunchSpec
+from kz_jupyter.engine_envs import is_current_interpreter
 
 TAIL_READ_BYTES = 512 * 1024
 
@@ -55,6 +56,24 @@ def tail_file(path: Path, lines: int) -> list[str]:
     return all_lines[-lines:] if lines > 0 else all_lines
 
 
+# Set by Ray for the replica actor's own accounting (OMP_NUM_THREADS=1 for one reserved CPU) or
+# pointing at the server's Python: an engine sizes its own thread pools, and one running from
+# its own environment must import only that environment's packages.
+RAY_THREAD_LIMITS = ("OMP_NUM_THREADS",)
+PYTHON_LOCATION = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+
+
+def engine_environment(spec: LaunchSpec) -> dict[str, str]:
+    """The environment an engine starts with: the replica's, cleaned, plus the spec's own."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    dropped = RAY_THREAD_LIMITS
+    if not is_current_interpreter(spec.program):
+        dropped += PYTHON_LOCATION
+    for variable in dropped:
+        env.pop(variable, None)
+    return env | spec.env
+
+
 class EngineProcess:
     """Owns one engine server process and its log file."""
 
@@ -75,10 +94,16 @@ class EngineProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **spec.env},
+                env=engine_environment(spec),
+                cwd=spec.cwd,
                 start_new_session=True,
             )
         return self.process.pid
+
+    def note(self, line: str) -> None:
+        """Append a line of kz-jupyter's own to the engine's log."""
+        with open(self.log_path, "ab") as log:
+            log.write(f"{line}\n".encode())
 
     def returncode(self) -> int | None:
         """Return the exit status, or None while the process runs."""

@@ -100,6 +100,35 @@ class KzClient:
                 return job
             time.sleep(WAIT_POLL_SECONDS)
 
+    def engines(self) -> list[dict]:
+        """Return every engine: usable or not and why, version, environment."""
+        return self._request("GET", "engines")
+
+    def install_engine(
+        self,
+        engine: str,
+        on_line: Callable[[str], None] | None = None,
+        on_bytes: Callable[[int, int], None] | None = None,
+    ) -> dict:
+        """Install an engine into its own environment on the server; wait and return the job.
+
+        Progress lines go to on_line as they come, the current download's bytes to on_bytes.
+        """
+        job = self._request("POST", "engines", engine, "install")
+        shown = 0
+        while True:
+            kept = job["lines"]
+            first_kept = job["line_count"] - len(kept)
+            for line in kept[max(shown - first_kept, 0) :] if on_line is not None else ():
+                on_line(line)
+            shown = job["line_count"]
+            if on_bytes is not None and job["total"]:
+                on_bytes(job["done"], job["total"])
+            if job["status"] != "running":
+                return job
+            time.sleep(WAIT_POLL_SECONDS)
+            job = self._request("GET", "engines", engine, "install")
+
     def models(self) -> list[dict]:
         """Return the models on the server machine (Hub cache and pip-shipped)."""
         return self._request("GET", "models")

@@ -7,8 +7,10 @@ import importlib.metadata
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from kz_jupyter.engine_envs import EngineEnvironments, EnvironmentProbe, probe_environment
 from kz_jupyter.memory import GIB, MIB, MemoryEstimate, kv_cache_bytes
 from kz_jupyter.model_shape import ModelShape
 from kz_jupyter.states import ErrorCode
@@ -24,45 +26,83 @@ ENTRY_POINT_GROUP = "kz_jupyter.engines"
 
 
 @dataclass(frozen=True)
+class InstallRecipe:
+    """What `%kz engines install` puts in an engine's own environment."""
+
+    packages: tuple[str, ...]
+    # Packages the engine's dependencies bring along that break it here (removed after).
+    remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LaunchTarget:
+    """Where a replica's engine serves: its name for clients, address, and work folder."""
+
+    served_name: str
+    host: str
+    port: int
+    workdir: Path
+
+
+@dataclass(frozen=True)
 class LaunchSpec:
     """How to start an engine's OpenAI-compatible server: a command line and its environment.
 
     `program` None means "the Python interpreter running the replica", so the same spec works
-    on every node of a Ray cluster.
+    on every node of a Ray cluster. Readiness is a GET of `readiness_path`, or a POST of
+    `readiness_body` there when set (for servers that answer GETs before the model is loaded).
+    `health_path`, when set, is asked while the engine runs: an HTTP error status there means
+    the engine is broken although its process lives, and it is ended.
     """
 
     args: tuple[str, ...]
     program: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     readiness_path: str = "/v1/models"
+    readiness_body: dict | None = None
+    health_path: str | None = None
+    cwd: str | None = None
 
 
 class Engine(ABC):
     """An inference engine that serves a model behind an OpenAI-compatible HTTP server.
 
     Rules for implementers:
-    - `availability()` never raises: it answers (available, version, reason) so a user is told
+    - `availability()` never raises: it answers (available, version, reason) from what the
+      engine's environment holds (`distributions` are looked up there), so a user is told
       what to install instead of seeing a traceback.
-    - `launch_spec()` only builds the command line; it starts nothing and does no I/O. The server
-      it describes must listen on exactly the given host and port, serve the OpenAI routes under
-      `/v1`, and answer `readiness_path` with HTTP 200 once the model is loaded, not before.
+    - `prepare()` runs on the replica's node before each start and may write files in the
+      target's work folder; `launch_spec()` only builds the command line and does no I/O. The
+      server it describes must listen on exactly the target's host and port, serve the OpenAI
+      routes under `/v1` for the model named `target.served_name`, and answer its readiness
+      probe with HTTP 200 once the model is loaded, not before.
     - `log_patterns` map engine log lines to error codes; the first match wins, so order them
       from the most specific to the most generic.
     """
 
     name: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]
+    # Distributions whose versions availability() needs from the engine's environment.
+    distributions: ClassVar[tuple[str, ...]] = ()
     # Plan parameters (beyond context, replicas and extra args) this engine takes.
     parameters: ClassVar[frozenset[str]] = frozenset()
     log_patterns: ClassVar[tuple[tuple[re.Pattern[str], ErrorCode], ...]] = ()
 
     @abstractmethod
-    def availability(self) -> tuple[bool, str, str]:
-        """Return (available, version, reason when not available)."""
+    def availability(self, probe: EnvironmentProbe) -> tuple[bool, str, str]:
+        """Return (available, version, reason when not available) for the probed environment."""
+
+    def install_recipe(self, hardware: HardwareProfile) -> InstallRecipe | None:
+        """What to install in an own environment for this hardware; None: not installable."""
+        return None
+
+    def prepare(self, plan: Plan, target: LaunchTarget) -> None:
+        """Write what the engine needs in target.workdir before it starts (default: nothing)."""
+        return None
 
     @abstractmethod
-    def launch_spec(self, plan: Plan, served_name: str, host: str, port: int) -> LaunchSpec:
-        """Return the command that serves the planned model as served_name on host:port."""
+    def launch_spec(self, plan: Plan, target: LaunchTarget) -> LaunchSpec:
+        """Return the command that serves the planned model as target.served_name."""
 
     def plan_chat(self, architecture: str, has_template: bool) -> tuple[str | None, bool, str]:
         """Return (chat format override, can chat, reason) for a model of this architecture."""
@@ -93,14 +133,6 @@ class Engine(ABC):
         )
 
 
-def distribution_version(name: str) -> str | None:
-    """Return an installed distribution's version, or None when it is not installed."""
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 @functools.lru_cache(maxsize=1)
 def load_engines() -> dict[str, Engine]:
     """Instantiate every engine registered in the `kz_jupyter.engines` entry-point group."""
@@ -120,10 +152,34 @@ def get_engine(name: str) -> Engine:
     return engines[name]
 
 
-def engine_availability() -> list[dict]:
-    """Report, for every registered engine, whether it can run here and why not."""
+def check_engine(
+    engine: Engine, environments: EngineEnvironments
+) -> tuple[bool, str, str, EnvironmentProbe]:
+    """Probe an engine's environment: (available, version, reason, probe); never raises."""
+    probe = probe_environment(environments.python_for(engine.name), engine.distributions)
+    if probe.error:
+        return (
+            False,
+            "",
+            f"its environment is unusable ({probe.error}): %kz engines install {engine.name}",
+            probe,
+        )
+    return (*engine.availability(probe), probe)
+
+
+def engine_availability(environments: EngineEnvironments | None = None) -> list[dict]:
+    """Report, for every registered engine, whether it can run here, where, and why not."""
+    environments = environments or EngineEnvironments()
     report = []
     for name, engine in sorted(load_engines().items()):
-        available, version, reason = engine.availability()
-        report.append({"name": name, "available": available, "version": version, "reason": reason})
+        available, version, reason, _ = check_engine(engine, environments)
+        report.append(
+            {
+                "name": name,
+                "available": available,
+                "version": version,
+                "reason": reason,
+                "environment": environments.describe(name),
+            }
+        )
     return report

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from kz_jupyter.engine_api import engine_availability
+from kz_jupyter.engine_envs import EngineEnvironments
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class EngineAvailability:
     available: bool
     version: str = ""
     reason: str = ""
+    environment: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,8 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def probe_hardware() -> HardwareProfile:
-    """Probe this machine and return its profile."""
+def probe_hardware(environments: EngineEnvironments | None = None) -> HardwareProfile:
+    """Probe this machine and return its profile (engines looked up in their environments)."""
     memory = psutil.virtual_memory()
     gpus, gpu_note = _nvidia_gpus()
     system = platform.system()
@@ -129,5 +131,5 @@ def probe_hardware() -> HardwareProfile:
         apple_silicon=system == "Darwin" and machine == "arm64",
         gpus=gpus,
         gpu_note=gpu_note,
-        engines=tuple(EngineAvailability(**a) for a in engine_availability()),
+        engines=tuple(EngineAvailability(**a) for a in engine_availability(environments)),
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from kz_jupyter.engine_api import Engine, load_engines
+from kz_jupyter.engine_api import Engine, check_engine, load_engines
+from kz_jupyter.engine_envs import EngineEnvironments, is_current_interpreter
 from kz_jupyter.hardware import HardwareProfile
 from kz_jupyter.memory import MemoryEstimate, fit_suggestions, human_bytes
 from kz_jupyter.model_shape import ModelShape
@@ -14,7 +15,6 @@ from kz_jupyter.references import HubRepo
 from kz_jupyter.states import ErrorCode
 
 DEFAULT_CONTEXT_LENGTH = 4096
-ENGINE_EXTRAS = {"llamacpp": "llamacpp", "vllm": "vllm", "mlx": "mlx"}
 # Engine preference per kind of machine (the Kamiwaza rules): vLLM on NVIDIA, MLX on Apple
 # Silicon, llama.cpp on CPU; engines from plugins come after these.
 PREFERENCE = {
@@ -39,6 +39,7 @@ class Overrides:
     force: bool = False
     resources: dict[str, float] = field(default_factory=dict)
     num_gpus: float = 0
+    gpu_memory_utilization: float | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Plan:
     can_chat: bool = True
     chat_reason: str = ""
     weights_bytes: int = 0
+    weights_dtype: str = ""
     replicas: int = 1
     extra_args: tuple[str, ...] = field(default=())
     source: str = "local"
@@ -74,6 +76,10 @@ class Plan:
     tensor_parallel: int = 1
     resources: dict = field(default_factory=dict)
     num_gpus: float = 0
+    gpu_memory_utilization: float | None = None
+    engine_version: str = ""
+    # The interpreter of the engine's own environment; None: the one running the replica.
+    engine_python: str | None = None
 
     def to_dict(self) -> dict:
         """Return JSON-ready data."""
@@ -101,8 +107,7 @@ class PlanError(ValueError):
 
 def _install_hint(engine: str) -> str:
     """Say how to install an engine."""
-    extra = ENGINE_EXTRAS.get(engine, engine)
-    return f"pip install 'kz-jupyter[{extra}]'"
+    return f"%kz engines install {engine}"
 
 
 def machine_kind(hardware: HardwareProfile) -> str:
@@ -125,8 +130,13 @@ def rank_engines(
     hardware: HardwareProfile,
     engines: dict[str, Engine],
     requested: str | None = None,
-) -> tuple[list[tuple[Engine, str]], dict[str, str]]:
-    """Engines that can serve one of formats here, best first, and why each other cannot."""
+    environments: EngineEnvironments | None = None,
+) -> tuple[list[tuple[Engine, str, str, str | None]], dict[str, str]]:
+    """Engines that can serve one of formats here, best first, and why each other cannot.
+
+    Each usable engine comes as (engine, format, version, interpreter of its environment).
+    """
+    environments = environments or EngineEnvironments()
     if requested and requested not in engines:
         known = ", ".join(sorted(engines)) or "none"
         raise PlanError(f"Unknown engine '{requested}'. Known engines: {known}.")
@@ -136,16 +146,19 @@ def rank_engines(
     for name in names:
         engine = engines[name]
         served = [f for f in formats if f in engine.formats]
-        available, _, reason = engine.availability()
         if requested and name != requested:
             rejected[name] = f"engine '{requested}' was requested"
-        elif not served:
+            continue
+        if not served:
             offered = ", ".join(formats) or "nothing"
-            rejected[name] = f"serves {', '.join(engine.formats)}; the model offers {offered}"
-        elif not available:
+            rejected[name] = f"{' and '.join(engine.formats)} only; the model offers {offered}"
+            continue
+        available, version, reason, probe = check_engine(engine, environments)
+        if not available:
             rejected[name] = f"not usable here: {reason or _install_hint(name)}"
         else:
-            usable.append((engine, served[0]))
+            python = None if is_current_interpreter(probe.python) else probe.python
+            usable.append((engine, served[0], version, python))
     if requested and not usable:
         raise PlanError(
             f"Engine '{requested}' cannot serve this model here: {rejected[requested]}."
@@ -153,7 +166,7 @@ def rank_engines(
     if not usable:
         details = "; ".join(f"{n}: {why}" for n, why in rejected.items()) or "no engines"
         raise PlanError(f"No engine here can serve this model ({details}).")
-    for engine, _ in usable[1:]:
+    for engine, *_ in usable[1:]:
         rejected[engine.name] = f"{usable[0][0].name} is preferred on {_where(hardware)}"
     return usable, rejected
 
@@ -163,6 +176,7 @@ ENGINE_PARAMETERS = {
     "dtype": "--dtype",
     "quantization": "--quantization",
     "tensor_parallel": "--tensor-parallel",
+    "gpu_memory_utilization": "--gpu-memory-utilization",
 }
 
 
@@ -220,11 +234,14 @@ def plan_deployment(
     source: ModelSource,
     hardware: HardwareProfile,
     overrides: Overrides | None = None,
+    environments: EngineEnvironments | None = None,
 ) -> Plan:
     """Plan how to serve a model on this hardware: engine, files, context, memory, reasons."""
     overrides = overrides or Overrides()
-    usable, rejected = rank_engines(source.formats(), hardware, load_engines(), overrides.engine)
-    engine, fmt = usable[0]
+    usable, rejected = rank_engines(
+        source.formats(), hardware, load_engines(), overrides.engine, environments
+    )
+    engine, fmt, version, python = usable[0]
     check_parameters(engine, overrides)
     reason = (
         f"engine '{engine.name}' was requested"
@@ -251,6 +268,7 @@ def plan_deployment(
         can_chat=can_chat,
         chat_reason=chat_reason,
         weights_bytes=shape.weights_bytes,
+        weights_dtype=shape.dtype,
         replicas=overrides.replicas,
         extra_args=overrides.extra_args,
         source=ref.kind,
@@ -268,5 +286,11 @@ def plan_deployment(
         quantization=overrides.quantization,
         tensor_parallel=overrides.tensor_parallel,
         resources=dict(overrides.resources),
-        num_gpus=overrides.num_gpus,
+        # An engine that holds the model in GPU memory gets its GPUs from Ray, which then
+        # sets CUDA_VISIBLE_DEVICES for it.
+        num_gpus=overrides.num_gpus
+        or (overrides.tensor_parallel if estimate.device == "GPU" else 0),
+        gpu_memory_utilization=overrides.gpu_memory_utilization,
+        engine_version=version,
+        engine_python=python,
     )

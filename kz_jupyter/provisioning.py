@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from kz_jupyter.engine_envs import EngineEnvironments
 from kz_jupyter.hardware import HardwareProfile
 from kz_jupyter.hub import HubSettings, ProgressCallback, RemoteFile, download_files
 from kz_jupyter.model_files import ModelNotFoundError
@@ -40,11 +41,13 @@ def prepare(
     settings: HubSettings,
     overrides: Overrides | None = None,
     revision: str | None = None,
+    environments: EngineEnvironments | None = None,
 ) -> tuple[Plan, ModelSource]:
     """Resolve and plan without downloading weights (Hub headers are read by ranged reads)."""
     reference, preset = resolve(text, revision)
     source = open_source(reference, settings)
-    plan = plan_deployment(text, source, hardware, with_preset(overrides or Overrides(), preset))
+    overrides = with_preset(overrides or Overrides(), preset)
+    plan = plan_deployment(text, source, hardware, overrides, environments)
     return plan, source
 
 

@@ -15,6 +15,7 @@ from kz_jupyter.magics.progress import DownloadBar
 from kz_jupyter.magics.text import (
     format_deletion,
     format_deployments,
+    format_engines,
     format_failure,
     format_hardware,
     format_log_event,
@@ -27,13 +28,16 @@ from kz_jupyter.magics.text import (
 
 USAGE = """\
 %kz hw                          hardware of the server machine and usable engines
+%kz engines                     each engine: usable or not (and why), version, environment
+%kz engines install NAME        create the engine's own environment and install it there
 %kz search TEXT                 Hub models (downloads, likes, formats), presets, models here
 %kz plan MODEL [options]        engine, files, context and memory fit, without deploying
 %kz pull MODEL [--revision R] [--redownload]   download the files for this machine
 %kz deploy MODEL [--name N] [--replicas N] [options]
     MODEL: a preset, a pip-shipped model, a path, or a Hub repo[:QUANT] or repo/FILE
     options: --engine E --context N --gpu-layers N --dtype D --quantization Q
-             --tensor-parallel N --arg ENGINE_ARG (repeat) --revision R --force
+             --tensor-parallel N --gpu-memory-utilization F --arg ENGINE_ARG (repeat)
+             --revision R --force
     --keep-alive S: unload after S idle seconds (-1: never); the next request reloads it
     --resource NAME=AMOUNT (repeat), --gpus N: Ray resources each replica needs
 %kz chat NAME PROMPT... [--max-tokens N] [--temperature T]
@@ -69,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("ps", add_help=False)
     commands.add_parser("help", add_help=False)
     commands.add_parser("models", add_help=False)
+    engines = commands.add_parser("engines", add_help=False)
+    engines.add_argument("action", nargs="?", choices=("install",))
+    engines.add_argument("engine", nargs="?")
     search = commands.add_parser("search", add_help=False)
     search.add_argument("text", nargs="+")
     pull = commands.add_parser("pull", add_help=False)
@@ -87,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--dtype")
         sub.add_argument("--quantization")
         sub.add_argument("--tensor-parallel", type=int)
+        sub.add_argument("--gpu-memory-utilization", type=float)
         sub.add_argument("--arg", action="append", dest="extra_args")
         sub.add_argument("--revision")
         sub.add_argument("--force", action="store_true", default=None)
@@ -170,6 +178,22 @@ class KzMagics(Magics):
         plan = job["plan"]
         print(f"{args.model}: {plan['variant']} ready at {plan['model_path']}")
 
+    def _do_engines(self, args, cell) -> None:
+        if args.action is None:
+            print(format_engines(self.client.engines()))
+            return
+        if not args.engine:
+            raise UsageError("name the engine: %kz engines install vllm")
+        bar = DownloadBar(f"{args.engine}: downloading")
+        try:
+            job = self.client.install_engine(
+                args.engine, on_line=lambda line: print(line, flush=True), on_bytes=bar.update
+            )
+        finally:
+            bar.close()
+        if job["status"] != "done":
+            raise KzError(f"installing {args.engine} failed: {job['error']}")
+
     def _do_models(self, args, cell) -> None:
         print(format_models(self.client.models()))
 
@@ -235,6 +259,7 @@ def _options(args) -> dict:
         "dtype": args.dtype,
         "quantization": args.quantization,
         "tensor_parallel": args.tensor_parallel,
+        "gpu_memory_utilization": args.gpu_memory_utilization,
         "extra_args": args.extra_args,
         "revision": args.revision,
         "force": args.force,

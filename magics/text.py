@@ -38,6 +38,24 @@ def format_hardware(profile: dict) -> str:
     return "\n".join(lines)
 
 
+def format_engines(engines: list[dict]) -> str:
+    """Render each engine: usable or not (and why), version, and the environment it runs from."""
+    rows = [("ENGINE", "USABLE", "VERSION", "ENVIRONMENT")]
+    reasons = []
+    for engine in engines:
+        rows.append(
+            (
+                engine["name"],
+                "yes" if engine["available"] else "no",
+                engine["version"] or "-",
+                engine["environment"],
+            )
+        )
+        if not engine["available"]:
+            reasons.append(f"{engine['name']}: {engine['reason']}")
+    return "\n".join([format_table(rows), *reasons])
+
+
 def format_age(since: float) -> str:
     """Render how long ago a timestamp was (e.g. 3m12s)."""
     seconds = max(0, int(time.time() - since))
@@ -141,7 +159,8 @@ def format_plan(plan: dict) -> str:
     where = plan["repo_id"] or plan["model_path"]
     lines = [
         f"model    {plan['model']} ({plan['source']}: {where})",
-        f"engine   {plan['engine']}: {plan['engine_reason']}",
+        f"engine   {plan['engine']} {plan.get('engine_version', '')}: {plan['engine_reason']}"
+        + (f" (runs from {plan['engine_python']})" if plan.get("engine_python") else ""),
         f"files    {plan['variant']}: " + ", ".join(plan["files"]),
     ]
     if plan["download_bytes"]:

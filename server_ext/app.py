@@ -8,11 +8,13 @@ from pathlib import Path
 import httpx
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Int, List, Unicode, default
+from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 
+from kz_jupyter.engine_envs import EngineEnvironments, default_envs_dir
 from kz_jupyter.engines.pool import RayPool
 from kz_jupyter.hub import HubSettings
 from kz_jupyter.server_ext.controller import Controller, HealingPolicy
+from kz_jupyter.server_ext.engine_handlers import ENGINE_HANDLERS, EngineInstalls
 from kz_jupyter.server_ext.handlers import API_HANDLERS
 from kz_jupyter.server_ext.model_handlers import MODEL_HANDLERS
 from kz_jupyter.server_ext.proxy import PROXY_HANDLERS
@@ -89,6 +91,20 @@ class KzApp(ExtensionApp):
         help="Folders local model paths must be inside; empty allows any path the server can "
         "read (set it when several users share one server).",
     )
+    engine_envs = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        default_value={},
+        config=True,
+        help="Python environment per engine: a virtual environment folder or an interpreter, "
+        'like {"vllm": "/opt/vllm-venv"}. Unset engines run from engine_envs_dir/<engine> '
+        "when it exists, else from the server's own environment.",
+    )
+    engine_envs_dir = Unicode(
+        config=True,
+        help="Where `%kz engines install` creates engine environments. "
+        "Environment: KZ_ENGINE_ENVS_DIR; default ~/.local/share/kz-jupyter/engines.",
+    )
     hf_token = Unicode(
         None,
         allow_none=True,
@@ -103,6 +119,10 @@ class KzApp(ExtensionApp):
     @default("engine_host")
     def _default_engine_host(self) -> str | None:
         return os.environ.get("KZ_ENGINE_HOST") or None
+
+    @default("engine_envs_dir")
+    def _default_engine_envs_dir(self) -> str:
+        return str(default_envs_dir())
 
     @default("state_dir")
     def _default_state_dir(self) -> str:
@@ -138,12 +158,16 @@ class KzApp(ExtensionApp):
             if self.persist
             else None,
             keep_alive=self.keep_alive,
+            environments=EngineEnvironments(
+                root=Path(self.engine_envs_dir), configured=dict(self.engine_envs)
+            ),
         )
         self.http_client = httpx.AsyncClient()
         self.settings.update(
             kz_controller=self.controller,
             kz_http_client=self.http_client,
             kz_pulls=PullJobs(self.controller),
+            kz_engine_installs=EngineInstalls(self.controller.environments),
         )
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
@@ -156,7 +180,7 @@ class KzApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         """Register the REST API and the OpenAI-compatible proxy."""
-        self.handlers.extend(API_HANDLERS + MODEL_HANDLERS + PROXY_HANDLERS)
+        self.handlers.extend(API_HANDLERS + MODEL_HANDLERS + ENGINE_HANDLERS + PROXY_HANDLERS)
 
     async def stop_extension(self) -> None:
         """Stop every deployment when the server stops: no engine outlives it."""

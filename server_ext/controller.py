@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kz_jupyter.engine_envs import EngineEnvironments
 from kz_jupyter.engines.pool import PlacementError
 from kz_jupyter.hardware import probe_hardware
 from kz_jupyter.hub import HubError, HubSettings
@@ -99,6 +100,16 @@ def parse_overrides(body: dict) -> Overrides:
     num_gpus = body.get("num_gpus", 0)
     if not isinstance(num_gpus, int | float) or isinstance(num_gpus, bool) or num_gpus < 0:
         raise DeployRequestError("'num_gpus' must be a number of GPUs, 0 or more.")
+    utilization = body.get("gpu_memory_utilization")
+    if utilization is not None and (
+        not isinstance(utilization, int | float)
+        or isinstance(utilization, bool)
+        or not 0 < utilization <= 1
+    ):
+        raise DeployRequestError(
+            "'gpu_memory_utilization' must be a fraction of GPU memory above 0 and at most 1, "
+            "like 0.85."
+        )
     return Overrides(
         engine=_text(body, "engine", "llamacpp"),
         context_length=_integer(body, "context_length", 64, 1_048_576),
@@ -111,6 +122,7 @@ def parse_overrides(body: dict) -> Overrides:
         force=force,
         resources=dict(resources),
         num_gpus=num_gpus,
+        gpu_memory_utilization=utilization,
     )
 
 
@@ -180,8 +192,10 @@ class Controller:
         model_roots: tuple[str, ...] = (),
         store: DeploymentStore | None = None,
         keep_alive: int = -1,
+        environments: EngineEnvironments | None = None,
     ):
         self.runner = runner
+        self.environments = environments or EngineEnvironments()
         self.hub_settings = hub_settings
         self.model_roots = model_roots
         self.store = store
@@ -283,10 +297,11 @@ class Controller:
         """Resolve the model reference and plan (blocking: reads headers, asks the Hub)."""
         return prepare(
             request.model,
-            probe_hardware(),
+            probe_hardware(self.environments),
             self.hub_settings(),
             request.overrides,
             request.revision,
+            self.environments,
         )
 
     async def _fetch(self, deployment: Deployment, plan: Plan, source: ModelSource) -> Plan:

@@ -150,7 +150,9 @@ class HardwareHandler(KzAPIHandler):
     @authorized
     async def get(self) -> None:
         """Probe CPU, memory, GPUs and engines (off the event loop)."""
-        profile = await asyncio.get_running_loop().run_in_executor(None, probe_hardware)
+        profile = await asyncio.get_running_loop().run_in_executor(
+            None, probe_hardware, self.controller.environments
+        )
         self.finish(json.dumps(profile.to_dict()))
 
 

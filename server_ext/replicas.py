@@ -20,6 +20,7 @@ from kz_jupyter.states import ErrorCode, InstanceStatus, classify_log_lines, iss
 
 PROBE_INTERVAL = 0.25
 EXIT_CHECK_INTERVAL = 1.0
+READY_POST_TIMEOUT = 60.0  # a one-token generation: it waits for the model to load
 FINAL_LOG_LINES = 500
 
 
@@ -130,10 +131,11 @@ class ReplicaRunner:
     async def wait_ready(self, plan: Plan, replica: Replica) -> None:
         """Probe the engine until it answers, exits (EngineFailure), or the timeout passes."""
         url = replica.endpoint + replica.handle.info["readiness_path"]
+        body = replica.handle.info.get("readiness_body")
         deadline = time.monotonic() + self.settings.startup_timeout
         next_exit_check = 0.0
         while time.monotonic() < deadline:
-            if await self._answers(url):
+            if await self._answers(url, body):
                 replica.status = InstanceStatus.DEPLOYED
                 return
             if time.monotonic() >= next_exit_check:
@@ -147,10 +149,13 @@ class ReplicaRunner:
             f"{plan.engine} was not ready after {self.settings.startup_timeout:g} s.",
         )
 
-    async def _answers(self, url: str) -> bool:
-        """Tell whether the engine answers its readiness URL with 200."""
+    async def _answers(self, url: str, body: dict | None) -> bool:
+        """Tell whether the engine answers its readiness probe (a GET, or a POST of body)."""
         try:
-            response = await self._http.get(url)
+            if body is None:
+                response = await self._http.get(url)
+            else:
+                response = await self._http.post(url, json=body, timeout=READY_POST_TIMEOUT)
         except httpx.HTTPError:
             return False
         return response.status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import gguf
@@ -12,6 +13,10 @@ from kz_jupyter.references import find_pip_shipped
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
+# vLLM and MLX run from the environments `make setup` creates in .engines (kz-jupyter's own
+# installer); every server and kernel the tests start inherits this.
+os.environ.setdefault("KZ_ENGINE_ENVS_DIR", str(Path(__file__).parent.parent / ".engines"))
+
 
 @pytest.fixture
 def jp_server_config(tmp_path):
@@ -20,6 +25,14 @@ def jp_server_config(tmp_path):
         "ServerApp": {"jpserver_extensions": {"kz_jupyter.server_ext": True}},
         "KzApp": {"state_dir": str(tmp_path / "kz-state"), "startup_timeout": 120.0},
     }
+
+
+@pytest.fixture(scope="session")
+def smollm2_safetensors_path() -> Path:
+    """SmolLM2-135M-Instruct as float32 safetensors (converted from the GGUF once, then kept)."""
+    from enginetools.safetensors_model import smollm2_safetensors
+
+    return smollm2_safetensors()
 
 
 @pytest.fixture(scope="session")

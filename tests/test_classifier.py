@@ -1,4 +1,5 @@
-"""The log classifier on real llama.cpp logs (tests/fixtures/llamacpp/*.log)."""
+"""The log classifier on real engine logs: tests/fixtures/ENGINE/*.log, kept from real runs of
+llama.cpp, vLLM (CPU) and MLX (CPU) that failed, and from healthy starts."""
 
 from __future__ import annotations
 
@@ -6,37 +7,52 @@ from pathlib import Path
 
 import pytest
 
+from kz_jupyter.engine_api import get_engine
 from kz_jupyter.engines.llamacpp import LlamaCppEngine
 from kz_jupyter.states import ErrorCode, classify_log_lines, issue_lines
 
-FIXTURES = Path(__file__).with_name("fixtures") / "llamacpp"
+FIXTURES = Path(__file__).with_name("fixtures")
 
 
-def lines_of(name: str) -> list[str]:
-    return (FIXTURES / name).read_text().splitlines()
+def lines_of(engine: str, name: str) -> list[str]:
+    return (FIXTURES / engine / name).read_text().splitlines()
 
 
 @pytest.mark.parametrize(
-    ("fixture", "code", "flagged"),
+    ("engine", "fixture", "code", "flagged"),
     [
-        ("trunc.log", ErrorCode.MODEL_LOADING_FAILURE, "data is not within the file bounds"),
-        ("garbage.log", ErrorCode.MODEL_LOADING_FAILURE, "failed to load model"),
-        ("missing.log", ErrorCode.MODEL_LOADING_FAILURE, "Model path does not exist"),
+        ("llamacpp", "trunc.log", "MODEL_LOADING_FAILURE", "data is not within the file bounds"),
+        ("llamacpp", "garbage.log", "MODEL_LOADING_FAILURE", "failed to load model"),
+        ("llamacpp", "missing.log", "MODEL_LOADING_FAILURE", "Model path does not exist"),
+        ("vllm", "truncated.log", "MODEL_LOADING_FAILURE", "Error while deserializing header"),
+        ("vllm", "architecture.log", "MODEL_LOADING_FAILURE", "are not supported for now"),
+        ("vllm", "torchvision_mismatch.log", "RUNTIME_ERROR", "torchvision::nms does not exist"),
+        ("mlx", "truncated.log", "MODEL_LOADING_FAILURE", "invalid data offsets"),
     ],
 )
-def test_real_failures_are_classified_and_flagged(fixture, code, flagged):
-    lines = lines_of(fixture)
-    assert classify_log_lines(lines, LlamaCppEngine.log_patterns) is code
-    issues = issue_lines(lines, LlamaCppEngine.log_patterns)
+def test_real_failures_are_classified_and_flagged(engine, fixture, code, flagged):
+    lines = lines_of(engine, fixture)
+    patterns = get_engine(engine).log_patterns
+    assert classify_log_lines(lines, patterns) is ErrorCode(code)
+    issues = issue_lines(lines, patterns)
     assert any(flagged in line for _, _, line in issues)
     assert all(lines[number] == line for number, _, line in issues)
 
 
-def test_a_healthy_start_raises_no_issue():
-    lines = lines_of("healthy_start.log")
-    assert any("Uvicorn running" in line for line in lines)
-    assert issue_lines(lines, LlamaCppEngine.log_patterns) == []
-    assert classify_log_lines(lines, LlamaCppEngine.log_patterns) is None
+@pytest.mark.parametrize(
+    ("engine", "fixture", "ready_line"),
+    [
+        ("llamacpp", "healthy_start.log", "Uvicorn running"),
+        ("vllm", "healthy_start.log", "Application startup complete"),
+        ("mlx", "healthy_start.log", "Starting httpd at 127.0.0.1"),
+    ],
+)
+def test_a_healthy_start_raises_no_issue(engine, fixture, ready_line):
+    lines = lines_of(engine, fixture)
+    patterns = get_engine(engine).log_patterns
+    assert any(ready_line in line for line in lines)
+    assert issue_lines(lines, patterns) == []
+    assert classify_log_lines(lines, patterns) is None
 
 
 @pytest.mark.parametrize(

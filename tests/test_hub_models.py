@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from kz_jupyter.engine_envs import EngineEnvironments
 from kz_jupyter.hardware import GpuInfo, HardwareProfile, probe_hardware
 from kz_jupyter.hub import HubError, HubSettings, search_hub
 from kz_jupyter.memory import GIB
@@ -87,15 +88,20 @@ def test_sharded_gguf_is_one_variant_downloaded_whole(hub_env):
     assert fetched.model_path.endswith("tiny-llama-Q8_0-00001-of-00002.gguf")
 
 
-def test_safetensors_shape_is_read_from_headers_and_config(hub_env):
+def test_safetensors_shape_is_read_from_headers_and_config(hub_env, tmp_path):
     source = open_source(parse_reference("kz-test/tiny-llama-safetensors"), hub_env)
     (candidate,) = source.candidates
     shape = source.shape(candidate)
     assert (shape.layers, shape.kv_heads, shape.head_dim_k) == (2, 2, 16)
     assert shape.parameters == 32 * 64 + 128 * 64 and shape.dtype == "BF16"
     assert shape.weights_bytes == shape.parameters * 2 and shape.has_chat_template
-    with pytest.raises(PlanError, match="llamacpp: serves gguf; the model offers safetensors"):
-        prepare("kz-test/tiny-llama-safetensors", machine(64 * GIB), hub_env)
+    nowhere = EngineEnvironments(root=tmp_path / "no-engines")
+    with pytest.raises(PlanError) as refused:
+        prepare("kz-test/tiny-llama-safetensors", machine(64 * GIB), hub_env, None, None, nowhere)
+    message = str(refused.value)
+    assert "llamacpp: gguf only; the model offers safetensors" in message
+    assert "vllm: not usable here: vLLM is not installed" in message
+    assert "%kz engines install vllm" in message and "%kz engines install mlx" in message
 
 
 def test_pull_reports_progress_and_verifies(hub_env):

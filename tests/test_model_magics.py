@@ -54,7 +54,10 @@ def test_search_shows_downloads_likes_formats_and_gating(transcript):
 def test_plan_prints_engine_files_context_memory_and_reasons(transcript):
     out, _ = transcript
     plan = out[2]
-    assert "engine   llamacpp: gguf model on CPU only: llamacpp serves gguf" in plan
+    assert (
+        "engine   llamacpp 0.3" in plan and ": gguf model on CPU only: llamacpp serves gguf" in plan
+    )
+    assert "not vllm: safetensors only; the model offers gguf" in plan
     assert "files    Q4_K_M: tiny-llama-Q4_K_M.gguf" in plan
     assert "context  1024 tokens" in plan and "fits" in plan and "KV cache" in plan
     assert "download" in plan

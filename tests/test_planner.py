@@ -46,7 +46,7 @@ def test_context_above_model_maximum_is_refused(tiny_gguf):
 
 
 def test_unknown_engine_is_refused_with_known_ones(smollm2_path):
-    with pytest.raises(PlanError, match="Known engines: llamacpp"):
+    with pytest.raises(PlanError, match="Known engines: echo, llamacpp, mlx, vllm"):
         plan_for(smollm2_path, engine="nope")
 
 

