@@ -23,3 +23,4 @@ bench: setup
 	.venv/bin/python bench/bench_healing.py
 	.venv/bin/python bench/bench_idle_reload.py
 	.venv/bin/python bench/bench_memory_estimate.py --contexts 2048 4096 8192 16384
+	.venv/bin/python bench/bench_engines.py

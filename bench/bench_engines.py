@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -110,6 +111,8 @@ def main() -> None:
     args = parser.parse_args()
 
     models = {"llamacpp": "smollm2", "vllm": None, "mlx": None}
+    if (ROOT / ".engines").is_dir():  # the environments `make setup` creates
+        os.environ.setdefault("KZ_ENGINE_ENVS_DIR", str(ROOT / ".engines"))
     workdir = tempfile.mkdtemp(prefix="kz-bench-engines-")
     connection, server = start_jupyter_server(workdir)
     client = KzClient(connection, timeout=120)

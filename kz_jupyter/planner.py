@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kz_jupyter.engine_api import Engine, check_engine, load_engines
 from kz_jupyter.engine_envs import EngineEnvironments, is_current_interpreter
@@ -40,6 +42,7 @@ class Overrides:
     resources: dict[str, float] = field(default_factory=dict)
     num_gpus: float = 0
     gpu_memory_utilization: float | None = None
+    lora_adapters: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,9 @@ class Plan:
     resources: dict = field(default_factory=dict)
     num_gpus: float = 0
     gpu_memory_utilization: float | None = None
+    # LoRA adapters served beside the base model: name -> folder, and the largest rank.
+    lora_adapters: dict = field(default_factory=dict)
+    lora_rank: int = 0
     engine_version: str = ""
     # The interpreter of the engine's own environment; None: the one running the replica.
     engine_python: str | None = None
@@ -177,6 +183,7 @@ ENGINE_PARAMETERS = {
     "quantization": "--quantization",
     "tensor_parallel": "--tensor-parallel",
     "gpu_memory_utilization": "--gpu-memory-utilization",
+    "lora_adapters": "--lora",
 }
 
 
@@ -191,6 +198,21 @@ def check_parameters(engine: Engine, overrides: Overrides) -> None:
             f"{engine.name} does not take {', '.join(refused)} (it takes: {takes}; engine "
             "arguments go in --arg). For GGUF the quantization is the file's: pick a quant."
         )
+
+
+def lora_rank(adapters: dict[str, str]) -> int:
+    """The largest rank among LoRA adapter folders (PEFT's adapter_config.json `r`)."""
+    ranks = [0]
+    for name, folder in adapters.items():
+        config_path = Path(folder).expanduser() / "adapter_config.json"
+        try:
+            ranks.append(int(json.loads(config_path.read_text())["r"]))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise PlanError(
+                f"LoRA adapter '{name}': {config_path} is not a readable PEFT adapter config "
+                f"({error}): give the folder that holds adapter_config.json and the weights."
+            ) from None
+    return max(ranks)
 
 
 def _context_for(shape: ModelShape, requested: int | None) -> int:
@@ -291,6 +313,8 @@ def plan_deployment(
         num_gpus=overrides.num_gpus
         or (overrides.tensor_parallel if estimate.device == "GPU" else 0),
         gpu_memory_utilization=overrides.gpu_memory_utilization,
+        lora_adapters={n: str(Path(p).expanduser()) for n, p in overrides.lora_adapters.items()},
+        lora_rank=lora_rank(overrides.lora_adapters),
         engine_version=version,
         engine_python=python,
     )

@@ -36,7 +36,8 @@ USAGE = """\
 %kz deploy MODEL [--name N] [--replicas N] [options]
     MODEL: a preset, a pip-shipped model, a path, or a Hub repo[:QUANT] or repo/FILE
     options: --engine E --context N --gpu-layers N --dtype D --quantization Q
-             --tensor-parallel N --gpu-memory-utilization F --arg ENGINE_ARG (repeat)
+             --tensor-parallel N --gpu-memory-utilization F --lora NAME=FOLDER (repeat;
+             chat with it as NAME/ADAPTER) --arg ENGINE_ARG (repeat)
              --revision R --force
     --keep-alive S: unload after S idle seconds (-1: never); the next request reloads it
     --resource NAME=AMOUNT (repeat), --gpus N: Ray resources each replica needs
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--quantization")
         sub.add_argument("--tensor-parallel", type=int)
         sub.add_argument("--gpu-memory-utilization", type=float)
+        sub.add_argument("--lora", action="append", dest="lora", metavar="NAME=FOLDER")
         sub.add_argument("--arg", action="append", dest="extra_args")
         sub.add_argument("--revision")
         sub.add_argument("--force", action="store_true", default=None)
@@ -260,6 +262,7 @@ def _options(args) -> dict:
         "quantization": args.quantization,
         "tensor_parallel": args.tensor_parallel,
         "gpu_memory_utilization": args.gpu_memory_utilization,
+        "lora_adapters": _lora_adapters(args.lora),
         "extra_args": args.extra_args,
         "revision": args.revision,
         "force": args.force,
@@ -267,6 +270,21 @@ def _options(args) -> dict:
         "resources": _resources(args.resources),
         "num_gpus": args.num_gpus,
     }
+
+
+def _lora_adapters(pairs: list[str] | None) -> dict[str, str] | None:
+    """Parse NAME=FOLDER pairs into LoRA adapters."""
+    if not pairs:
+        return None
+    adapters = {}
+    for pair in pairs:
+        name, _, folder = pair.partition("=")
+        if not name or not folder:
+            raise UsageError(
+                f"--lora takes NAME=FOLDER (e.g. french=/models/fr-lora), not {pair!r}"
+            )
+        adapters[name] = folder
+    return adapters
 
 
 def _resources(pairs: list[str] | None) -> dict[str, float] | None:

@@ -100,6 +100,15 @@ def parse_overrides(body: dict) -> Overrides:
     num_gpus = body.get("num_gpus", 0)
     if not isinstance(num_gpus, int | float) or isinstance(num_gpus, bool) or num_gpus < 0:
         raise DeployRequestError("'num_gpus' must be a number of GPUs, 0 or more.")
+    adapters = body.get("lora_adapters", {})
+    if not isinstance(adapters, dict) or not all(
+        isinstance(k, str) and NAME_PATTERN.match(k) and isinstance(v, str) and v
+        for k, v in adapters.items()
+    ):
+        raise DeployRequestError(
+            "'lora_adapters' must map adapter names (lowercase letters, digits, '.', '_', '-') "
+            'to adapter folders, like {"french": "/models/french-lora"}.'
+        )
     utilization = body.get("gpu_memory_utilization")
     if utilization is not None and (
         not isinstance(utilization, int | float)
@@ -123,6 +132,7 @@ def parse_overrides(body: dict) -> Overrides:
         resources=dict(resources),
         num_gpus=num_gpus,
         gpu_memory_utilization=utilization,
+        lora_adapters=dict(adapters),
     )
 
 
@@ -151,6 +161,9 @@ def parse_deploy_request(body: object, model_roots: tuple[str, ...] = ()) -> Dep
     except ModelReferenceError as error:
         raise DeployRequestError(str(error)) from None
     check_model_root(reference, model_roots)
+    overrides = parse_overrides(body)
+    for folder in overrides.lora_adapters.values():
+        check_model_root(LocalPath(Path(folder).expanduser()), model_roots)
     name = body.get("name") or reference.short_name
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise DeployRequestError(
@@ -160,7 +173,7 @@ def parse_deploy_request(body: object, model_roots: tuple[str, ...] = ()) -> Dep
     return DeployRequest(
         model=model.strip(),
         name=name,
-        overrides=parse_overrides(body),
+        overrides=overrides,
         revision=revision,
         keep_alive=_integer(body, "keep_alive", -1, 30 * 86400),
     )
@@ -211,6 +224,19 @@ class Controller:
     def list(self) -> list[Deployment]:
         """Return every deployment record, newest first."""
         return sorted(self.deployments.values(), key=lambda d: d.created_at, reverse=True)
+
+    def serving(self, model: str) -> Deployment | None:
+        """The deployment a request's `model` names: a deployment, or `deployment/adapter`
+        for one of its LoRA adapters."""
+        deployment = self.get(model)
+        if deployment is None and "/" in model:
+            base, adapter = model.split("/", 1)
+            deployment = self.get(base)
+            if deployment is None or adapter not in (deployment.plan or {}).get(
+                "lora_adapters", {}
+            ):
+                return None
+        return deployment
 
     def get(self, name: str) -> Deployment | None:
         """Return the deployment called name, if any."""

@@ -33,16 +33,14 @@ class ModelsHandler(OpenAIErrorMixin, KzAPIHandler):
     @authorized
     async def get(self) -> None:
         """List deployments that take requests (DEPLOYED, or UNLOADED: loaded on request)."""
-        data = [
-            {
-                "id": d.name,
-                "object": "model",
-                "created": int(d.created_at),
-                "owned_by": "kz-jupyter",
-            }
-            for d in self.controller.list()
-            if d.status in (DeploymentStatus.DEPLOYED, DeploymentStatus.UNLOADED)
-        ]
+        data = []
+        for d in self.controller.list():
+            if d.status not in (DeploymentStatus.DEPLOYED, DeploymentStatus.UNLOADED):
+                continue
+            entry = {"object": "model", "created": int(d.created_at), "owned_by": "kz-jupyter"}
+            data.append({"id": d.name, **entry})
+            adapters = (d.plan or {}).get("lora_adapters") or {}
+            data += [{"id": f"{d.name}/{a}", "parent": d.name, **entry} for a in adapters]
         self.finish(json.dumps({"object": "list", "data": data}))
 
 
@@ -60,7 +58,7 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
         if body is None:
             return
         name = body.get("model")
-        deployment = self.controller.get(name) if isinstance(name, str) else None
+        deployment = self.controller.serving(name) if isinstance(name, str) else None
         if deployment is None:
             known = ", ".join(d.name for d in self.controller.list()) or "none"
             return self.openai_error(

@@ -67,6 +67,23 @@ def test_patterns_order_specific_before_generic(line, code):
     assert classify_log_lines([line], LlamaCppEngine.log_patterns).value == code
 
 
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [  # vLLM's messages for a GPU out of memory and a KV cache smaller than one sequence
+        ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", "OOM"),
+        (
+            "ValueError: To serve at least one request with the models's max seq len (8192), "
+            "(1.5 GiB KV cache is needed, which is larger than the available KV cache memory "
+            "(0.9 GiB).",
+            "OOM",
+        ),
+        ("RuntimeError: NCCL error: unhandled system error", "CUDA_ERROR"),
+    ],
+)
+def test_vllm_resource_failures_are_told_apart_from_generic_errors(line, code):
+    assert classify_log_lines([line], get_engine("vllm").log_patterns).value == code
+
+
 def test_every_code_has_a_remediation():
     for code in ErrorCode:
         assert code.remediation.endswith(".")

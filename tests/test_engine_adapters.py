@@ -159,3 +159,19 @@ def test_an_engine_without_its_environment_says_how_to_install_it(name, tmp_path
     broken = EngineEnvironments(configured={name: str(tmp_path / "gone")})
     available, _, reason, _ = check_engine(get_engine(name), broken)
     assert not available and "does not exist" in reason
+
+
+def test_vllm_serves_lora_adapters_as_deployment_slash_adapter(tmp_path):
+    plan = plan_for(
+        tmp_path,
+        "vllm",
+        memory={"device": "RAM"},
+        lora_adapters={"fr": "/adapters/fr", "de": "/adapters/de"},
+        lora_rank=12,
+    )
+    args = list(get_engine("vllm").launch_spec(plan, target(tmp_path)).args)
+    start = args.index("--enable-lora")
+    assert args[start : start + 5] == ["--enable-lora", "--max-lora-rank", "16", "--max-loras", "2"]
+    modules = [json.loads(args[i + 1]) for i, a in enumerate(args) if a == "--lora-modules"]
+    assert modules[0] == {"name": "smol/fr", "path": "/adapters/fr", "base_model_name": "smol"}
+    assert [m["name"] for m in modules] == ["smol/fr", "smol/de"]

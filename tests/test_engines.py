@@ -10,6 +10,7 @@ import openai
 import psutil
 import pytest
 from conftest import json_of
+from enginetools.lora import write_lora_adapter
 from test_api import error_of, wait_for_status
 from test_deploy_e2e import QUESTION, post_json
 
@@ -61,9 +62,15 @@ async def test_deploy_chat_stop_on_each_engine(
     jp_base_url,
     smollm2_path,
     smollm2_safetensors_path,
+    tmp_path,
 ):
     model = smollm2_path if ENGINE_FORMATS[engine] == "gguf" else smollm2_safetensors_path
     body = {"model": str(model), "engine": engine, "name": engine, "context_length": 1024}
+    served = [engine]
+    if engine == "vllm":  # with a LoRA adapter, served beside the base model
+        adapter = write_lora_adapter(smollm2_safetensors_path, tmp_path / "tiny-lora", rank=12)
+        body["lora_adapters"] = {"tiny": str(adapter)}
+        served.append("vllm/tiny")
     response = await post_json(jp_fetch, "kz/api/deployments", body=body)
     assert response.code == 202
     record = await wait_for_status(jp_fetch, engine, {"DEPLOYED", "FAILED"}, timeout=330)
@@ -108,7 +115,20 @@ async def test_deploy_chat_stop_on_each_engine(
         )
 
     plain, streamed, listed = await asyncio.to_thread(openai_calls)
-    assert plain.strip() and streamed.strip() and listed == [engine]
+    assert plain.strip() and streamed.strip() and listed == served
+
+    if engine == "vllm":
+        assert record["plan"]["lora_rank"] == 12
+        request = request | {"model": "vllm/tiny"}
+        reply = json_of(await post_json(jp_fetch, "kz/v1/chat/completions", body=request))
+        check_chat_completion(reply, "vllm/tiny")
+        status, error = await error_of(
+            jp_fetch,
+            "kz/v1/chat/completions",
+            method="POST",
+            body=json.dumps(request | {"model": "vllm/ghost"}),
+        )
+        assert status == 404 and "No deployment named 'vllm/ghost'" in error["error"]["message"]
 
     stopped = json_of(await jp_fetch("kz/api/deployments", engine, method="DELETE"))
     assert stopped["status"] == "STOPPED"
@@ -167,15 +187,15 @@ def broken_copy(source, destination, config_change: dict | None = None, cut_weig
 
 
 @pytest.mark.parametrize(
-    ("engine", "breakage", "flagged"),
+    ("engine", "breakage", "code", "flagged"),
     [
-        ("mlx", "weights", "[load_safetensors]"),
-        ("vllm", "weights", "Error while deserializing header"),
-        ("vllm", "architecture", "are not supported"),
+        ("mlx", "weights", "MODEL_LOADING_FAILURE", "[load_safetensors]"),
+        ("vllm", "weights", "MODEL_LOADING_FAILURE", "Error while deserializing header"),
+        ("vllm", "architecture", "MODEL_LOADING_FAILURE", "are not supported"),
     ],
 )
-async def test_an_engine_that_cannot_load_the_model_fails_with_its_log_line(
-    engine, breakage, flagged, jp_fetch, smollm2_safetensors_path, tmp_path
+async def test_an_engine_that_cannot_serve_the_model_fails_with_its_log_line(
+    engine, breakage, code, flagged, jp_fetch, smollm2_safetensors_path, tmp_path
 ):
     model = broken_copy(
         smollm2_safetensors_path,
@@ -192,7 +212,7 @@ async def test_an_engine_that_cannot_load_the_model_fails_with_its_log_line(
         jp_fetch, name, {"DEPLOYED", "FAILED", "MUST_REDOWNLOAD"}, timeout=330
     )
     assert record["status"] == "FAILED", record
-    assert record["error"]["code"] == "MODEL_LOADING_FAILURE", record["error"]
+    assert record["error"]["code"] == code, record["error"]
     logs = json_of(await jp_fetch("kz/api/deployments", name, "logs", params={"lines": 2000}))
     issues = logs["replicas"][f"{name}-0"]["issues"]
     assert any(flagged in line for _, _, line in issues), issues

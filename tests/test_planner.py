@@ -7,7 +7,7 @@ import pytest
 from kz_jupyter.hardware import probe_hardware
 from kz_jupyter.hub import HubSettings
 from kz_jupyter.model_files import ModelNotFoundError
-from kz_jupyter.planner import Overrides, Plan, PlanError
+from kz_jupyter.planner import Overrides, Plan, PlanError, lora_rank
 from kz_jupyter.provisioning import prepare
 from kz_jupyter.states import ErrorCode
 
@@ -56,3 +56,12 @@ def test_not_a_gguf_file_is_a_loading_failure(tmp_path):
     with pytest.raises(ModelNotFoundError, match="not a readable GGUF") as error:
         plan_for(bogus)
     assert error.value.code is ErrorCode.MODEL_LOADING_FAILURE
+
+
+def test_lora_adapters_need_an_engine_that_takes_them_and_a_readable_config(smollm2_path, tmp_path):
+    with pytest.raises(PlanError, match="llamacpp does not take --lora"):
+        plan_for(smollm2_path, lora_adapters={"fr": str(tmp_path)})
+    with pytest.raises(PlanError, match="LoRA adapter 'fr': .*adapter_config.json"):
+        lora_rank({"fr": str(tmp_path)})
+    (tmp_path / "adapter_config.json").write_text('{"r": 32}')
+    assert lora_rank({"fr": str(tmp_path)}) == 32
