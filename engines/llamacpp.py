@@ -7,7 +7,13 @@ import re
 
 import psutil
 
-from kz_jupyter.engine_api import Engine, InstallRecipe, LaunchSpec, LaunchTarget
+from kz_jupyter.engine_api import (
+    Engine,
+    InstallRecipe,
+    LaunchSpec,
+    LaunchTarget,
+    python_failure,
+)
 from kz_jupyter.engine_envs import EnvironmentProbe
 from kz_jupyter.hardware import HardwareProfile
 from kz_jupyter.memory import MIB, MemoryEstimate, kv_cache_bytes
@@ -68,7 +74,7 @@ class LlamaCppEngine(Engine):
             ),
             ErrorCode.MODEL_LOADING_FAILURE,
         ),
-        (re.compile(r"^Traceback \(most recent call last\)|^\w+Error: "), ErrorCode.RUNTIME_ERROR),
+        python_failure(),
     )
 
     def availability(self, probe: EnvironmentProbe) -> tuple[bool, str, str]:

@@ -21,7 +21,13 @@ import platform
 import re
 from pathlib import Path
 
-from kz_jupyter.engine_api import Engine, InstallRecipe, LaunchSpec, LaunchTarget
+from kz_jupyter.engine_api import (
+    Engine,
+    InstallRecipe,
+    LaunchSpec,
+    LaunchTarget,
+    python_failure,
+)
 from kz_jupyter.engine_envs import EnvironmentProbe
 from kz_jupyter.hardware import HardwareProfile
 from kz_jupyter.memory import MIB, MemoryEstimate, kv_cache_bytes
@@ -67,10 +73,7 @@ class MlxEngine(Engine):
             ),
             ErrorCode.MODEL_LOADING_FAILURE,
         ),
-        (
-            re.compile(r"^Traceback \(most recent call last\)|^\w+Error: |health check"),
-            ErrorCode.RUNTIME_ERROR,
-        ),
+        python_failure("health check"),
     )
 
     def availability(self, probe: EnvironmentProbe) -> tuple[bool, str, str]:

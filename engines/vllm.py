@@ -11,7 +11,13 @@ import math
 import platform
 import re
 
-from kz_jupyter.engine_api import Engine, InstallRecipe, LaunchSpec, LaunchTarget
+from kz_jupyter.engine_api import (
+    Engine,
+    InstallRecipe,
+    LaunchSpec,
+    LaunchTarget,
+    python_failure,
+)
 from kz_jupyter.engine_envs import EnvironmentProbe
 from kz_jupyter.hardware import HardwareProfile
 from kz_jupyter.memory import GIB, MemoryEstimate, kv_cache_bytes
@@ -72,10 +78,7 @@ class VllmEngine(Engine):
             ),
             ErrorCode.MODEL_LOADING_FAILURE,
         ),
-        (
-            re.compile(r"^Traceback \(most recent call last\)|^\w+Error: |EngineDeadError"),
-            ErrorCode.RUNTIME_ERROR,
-        ),
+        python_failure("EngineDeadError"),
     )
 
     def availability(self, probe: EnvironmentProbe) -> tuple[bool, str, str]:

@@ -25,6 +25,13 @@ GENERIC_BATCH_TOKENS = 512
 ENTRY_POINT_GROUP = "kz_jupyter.engines"
 
 
+def python_failure(*more: str) -> tuple[re.Pattern[str], ErrorCode]:
+    """The last, catch-all log pattern of a Python engine: a traceback or an `...Error: ` line
+    (plus the engine's own more patterns) means RUNTIME_ERROR."""
+    alternatives = (r"^Traceback \(most recent call last\)", r"^\w+Error: ", *more)
+    return re.compile("|".join(alternatives)), ErrorCode.RUNTIME_ERROR
+
+
 @dataclass(frozen=True)
 class InstallRecipe:
     """What `%kz engines install` puts in an engine's own environment."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Unicode
@@ -262,42 +263,40 @@ def _options(args) -> dict:
         "quantization": args.quantization,
         "tensor_parallel": args.tensor_parallel,
         "gpu_memory_utilization": args.gpu_memory_utilization,
-        "lora_adapters": _lora_adapters(args.lora),
+        "lora_adapters": _named_values(
+            args.lora, "--lora", "NAME=FOLDER (like fr=/models/fr-lora)", _folder
+        ),
         "extra_args": args.extra_args,
         "revision": args.revision,
         "force": args.force,
         "replicas": args.replicas,
-        "resources": _resources(args.resources),
+        "resources": _named_values(
+            args.resources, "--resource", "NAME=AMOUNT (e.g. gpu_node=1)", float, default="1"
+        ),
         "num_gpus": args.num_gpus,
     }
 
 
-def _lora_adapters(pairs: list[str] | None) -> dict[str, str] | None:
-    """Parse NAME=FOLDER pairs into LoRA adapters."""
+def _named_values(
+    pairs: list[str] | None, option: str, example: str, convert: Callable, default: str = ""
+) -> dict | None:
+    """Parse repeated NAME=VALUE options; a malformed one is a usage error showing the form."""
     if not pairs:
         return None
-    adapters = {}
+    parsed = {}
     for pair in pairs:
-        name, _, folder = pair.partition("=")
-        if not name or not folder:
-            raise UsageError(
-                f"--lora takes NAME=FOLDER (e.g. french=/models/fr-lora), not {pair!r}"
-            )
-        adapters[name] = folder
-    return adapters
-
-
-def _resources(pairs: list[str] | None) -> dict[str, float] | None:
-    """Parse NAME=AMOUNT pairs into Ray resources."""
-    if not pairs:
-        return None
-    resources = {}
-    for pair in pairs:
-        name, _, amount = pair.partition("=")
+        name, _, value = pair.partition("=")
         try:
-            resources[name] = float(amount or 1)
+            if not name:
+                raise ValueError(pair)
+            parsed[name] = convert(value or default)
         except ValueError:
-            name = ""
-        if not name:
-            raise UsageError(f"--resource takes NAME=AMOUNT (e.g. gpu_node=1), not {pair!r}")
-    return resources
+            raise UsageError(f"{option} takes {example}, not {pair!r}") from None
+    return parsed
+
+
+def _folder(value: str) -> str:
+    """A folder given on the command line; empty is refused."""
+    if not value:
+        raise ValueError(value)
+    return value
