@@ -28,6 +28,16 @@ LineCallback = Callable[[str], None]
 BytesCallback = Callable[[int, int], None]
 
 
+def shortened(line: str, shown: int = 6) -> str:
+    """pip's one-line lists of every package, cut to a count and the first few."""
+    for prefix in ("Installing collected packages: ", "Successfully installed "):
+        if line.startswith(prefix):
+            names = line[len(prefix) :].replace(",", " ").split()
+            more = f" and {len(names) - shown} more" if len(names) > shown else ""
+            return f"{prefix.rstrip(': ')} ({len(names)}): {', '.join(names[:shown])}{more}"
+    return line
+
+
 class EngineInstallError(RuntimeError):
     """An engine could not be installed; the message says why and what to try."""
 
@@ -104,7 +114,7 @@ def _run(command: list[str], on_line: LineCallback, on_bytes: BytesCallback | No
             if line and not line.startswith("WARNING: Location"):
                 tail = [*tail[-19:], line]
             if SHOWN_LINE.match(line) and "(from " not in line:  # not each dependency
-                on_line(line)
+                on_line(shortened(line))
     if process.returncode != 0:
         details = "\n".join(tail[-8:])
         shown = " ".join(Path(command[0]).name if i == 0 else a for i, a in enumerate(command))

