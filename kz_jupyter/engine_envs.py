@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kz_jupyter.data_dirs import data_dir
+
 ENVS_DIR_VARIABLE = "KZ_ENGINE_ENVS_DIR"
 PROBE_TIMEOUT = 60.0
 
@@ -33,11 +35,7 @@ print(json.dumps({"python": sys.version.split()[0], "versions": found}))
 
 def default_envs_dir() -> Path:
     """Where engine environments are created: $KZ_ENGINE_ENVS_DIR, else the user data dir."""
-    configured = os.environ.get(ENVS_DIR_VARIABLE)
-    if configured:
-        return Path(configured).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(data_home) / "kz-jupyter" / "engines"
+    return data_dir(ENVS_DIR_VARIABLE, "engines")
 
 
 def interpreter_in(path: Path) -> Path:

@@ -1,0 +1,260 @@
+"""Retrieval indexes over a generated document set: structure-aware reading and chunking,
+recall@5 of known answer chunks, incremental re-index, persistence, bad input."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kz_jupyter.rag_chunks import chunk_sections
+from kz_jupyter.rag_documents import DocumentError, find_documents, read_sections
+from kz_jupyter.rag_index import RagError, RagIndex, list_indexes, remove_index
+
+PLACES = [
+    "Varnholm",
+    "Quillbay",
+    "Ostrava Minor",
+    "Tembrook",
+    "Kaldera",
+    "Pellwick",
+    "Sorrento Vale",
+    "Marrowdeep",
+    "Ashgrove",
+    "Lindqvist Point",
+    "Brevik",
+    "Castellane",
+    "Dunmore",
+    "Eskerfield",
+    "Frostmere",
+    "Galloway Reach",
+    "Harrowgate",
+    "Iverness Hollow",
+]
+THINGS = [
+    "lighthouse",
+    "clock tower",
+    "stone bridge",
+    "observatory",
+    "library",
+    "harbour crane",
+    "windmill",
+    "opera house",
+    "salt mine",
+    "railway station",
+    "glasshouse",
+    "dam",
+    "bell foundry",
+    "printing press",
+    "ferry",
+    "aqueduct",
+    "market hall",
+    "seed vault",
+    "paper mill",
+    "tram line",
+    "telescope",
+    "orchard",
+    "canal lock",
+]
+PEOPLE = [
+    "Ilsa Morrow",
+    "Tobiah Greave",
+    "Ameline Ostrowski",
+    "Daku Ferrant",
+    "Wren Halloway",
+    "Petra Lindahl",
+    "Caspian Olu",
+    "Mirela Voss",
+    "Juno Achterberg",
+    "Haldor Quint",
+]
+COLOURS = ["cobalt blue", "saffron", "moss green", "crimson", "pearl white", "slate grey"]
+
+
+def generate_corpus(folder: Path, seed: int = 7) -> list[tuple[str, str, str]]:
+    """Markdown files, one fact per section; returns (question, source, answer phrase)."""
+    rng = random.Random(seed)
+    pairs = [(p, t) for p in PLACES for t in THINGS]
+    rng.shuffle(pairs)
+    questions = []
+    for number in range(0, 414, 9):
+        lines = [f"# Records of volume {number // 9 + 1}", ""]
+        for place, thing in pairs[number : number + 9]:
+            person, colour = rng.choice(PEOPLE), rng.choice(COLOURS)
+            year = rng.randrange(1700, 1990)
+            lines += [
+                f"## The {thing} of {place}",
+                "",
+                f"The {thing} of {place} was built in {year} under the direction of {person}. "
+                f"Its outer walls were painted {colour}, and the town council meets there once "
+                "a year to review its upkeep.",
+                "",
+            ]
+            if len(questions) < 60 and rng.random() < 0.4:
+                questions.append(
+                    (
+                        f"When was the {thing} in {place} constructed and who led the work?",
+                        f"The {thing} of {place}",
+                        str(year),
+                    )
+                )
+        (folder / f"volume-{number // 9 + 1:02d}.md").write_text("\n".join(lines))
+    return questions
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    return folder, generate_corpus(folder)
+
+
+@pytest.fixture(scope="module")
+def built(corpus, tmp_path_factory):
+    folder, _ = corpus
+    root = tmp_path_factory.mktemp("rag")
+    index = RagIndex("records", root)
+    seen = []
+    report = index.update([folder], progress=lambda done, total: seen.append((done, total)))
+    return index, report, root, seen
+
+
+def test_sections_keep_headings_code_and_places(tmp_path):
+    doc = tmp_path / "guide.md"
+    doc.write_text(
+        "# Install\n\nRun the setup.\n\n```\nmake setup\n\nmake test\n```\n\n## Use\n\nOpen it.\n"
+    )
+    sections = read_sections(doc)
+    assert [(s.heading, s.location, s.code) for s in sections] == [
+        ("Install", "line 3", False),
+        ("Install", "line 5", True),
+        ("Use", "line 13", False),
+    ]
+    assert sections[1].text == "```\nmake setup\n\nmake test\n```"
+    rst = tmp_path / "notes.rst"
+    rst.write_text("Overview\n========\n\nFirst paragraph.\n\nSecond one.\n")
+    assert [(s.heading, s.text) for s in read_sections(rst)] == [
+        ("Overview", "First paragraph."),
+        ("Overview", "Second one."),
+    ]
+    module = tmp_path / "tool.py"
+    module.write_text(
+        '"""Tool."""\nimport os\n\n\ndef run():\n    return 1\n\n\nclass Box:\n    pass\n'
+    )
+    assert [(s.heading, s.location) for s in read_sections(module)] == [
+        ("module", "line 1"),
+        ("run", "line 5"),
+        ("Box", "line 9"),
+    ]
+    notebook = tmp_path / "demo.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Loading\n\nWe load data."),
+        nbformat.v4.new_code_cell("import pandas as pd\ndf = pd.read_csv('x.csv')"),
+    ]
+    nbformat.write(nb, str(notebook))
+    cells = read_sections(notebook)
+    assert [(s.location, s.heading, s.code) for s in cells] == [
+        ("cell 1", "Loading", False),
+        ("cell 2", "Loading", True),
+    ]
+
+
+def test_chunks_join_small_sections_and_cut_long_ones_with_overlap(tmp_path):
+    doc = tmp_path / "long.md"
+    paragraphs = [f"Paragraph {i} " + "word " * 30 for i in range(12)]
+    doc.write_text("# Part\n\n" + "\n\n".join(paragraphs) + "\n\n" + "long " * 600)
+    chunks = chunk_sections(read_sections(doc), max_chars=500, overlap_chars=200)
+    assert all(len(c.text) <= 500 for c in chunks) and len(chunks) > 5
+    assert all(c.heading == "Part" for c in chunks)
+    # each chunk after the first starts with the last paragraph of the one before
+    assert chunks[1].text.startswith(chunks[0].text.split("\n\n")[-1])
+
+
+def test_recall_at_5_of_known_answer_chunks(built, corpus):
+    index, report, _, _ = built
+    _, questions = corpus
+    assert report.chunks >= 400 and index.meta["kind"] == "flat"
+    for hybrid in (False, True):
+        found = 0
+        for question, heading, year in questions:
+            hits = index.search(question, k=5, hybrid=hybrid)
+            found += any(h.chunk.heading == heading and year in h.chunk.text for h in hits)
+        recall = found / len(questions)
+        assert recall >= 0.9, (hybrid, recall)
+
+
+def test_progress_is_reported_in_batches(built):
+    _, report, _, seen = built
+    assert seen[-1] == (report.embedded, report.embedded) and len(seen) > 3
+
+
+def test_reindex_skips_unchanged_files_and_drops_deleted_ones(built, corpus, tmp_path):
+    index, _, root, _ = built
+    folder, _ = corpus
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for doc in sorted(folder.glob("*.md"))[:4]:
+        (copy / doc.name).write_text(doc.read_text())
+    small = RagIndex("small", root)
+    first = small.update([copy])
+    assert len(first.added) == 4 and first.embedded == first.chunks
+    (copy / "volume-01.md").write_text("# Changed\n\nThe pier of Nowhere was rebuilt in 2001.\n")
+    (copy / "volume-02.md").unlink()
+    again = RagIndex("small", root).update([copy])
+    assert len(again.unchanged) == 2 and len(again.changed) == 1 and len(again.removed) == 1
+    assert again.embedded == 1 and again.chunks == first.chunks - 18 + 1
+    hits = RagIndex("small", root).search("When was the pier of Nowhere rebuilt?", k=1)
+    assert "2001" in hits[0].chunk.text
+
+
+def test_an_index_persists_and_answers_in_another_process(built):
+    _, _, root, _ = built
+    script = (
+        "from pathlib import Path; from kz_jupyter.rag_index import RagIndex; "
+        f"hits = RagIndex('records', Path({str(root)!r})).search('stone bridge of Tembrook', k=3); "
+        "print(hits[0].chunk.heading)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "The stone bridge of Tembrook", done.stderr
+    names = [meta["name"] for meta in list_indexes(root)]
+    assert "records" in names
+
+
+def test_bad_input_is_a_clear_message_and_writes_nothing(tmp_path):
+    root = tmp_path / "rag"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DocumentError, match="No documents to index in"):
+        RagIndex("empty", root).update([empty])
+    binary = tmp_path / "bin"
+    binary.mkdir()
+    (binary / "data.txt").write_bytes(b"\x00\x01\x02" * 100)
+    with pytest.raises(RagError, match="data.txt is a binary file"):
+        RagIndex("binary", root).update([binary])
+    with pytest.raises(DocumentError, match="does not exist"):
+        find_documents([tmp_path / "missing"])
+    with pytest.raises(RagError, match="No index named 'ghost'"):
+        RagIndex("ghost", root).search("anything")
+    with pytest.raises(RagError, match="Invalid index name"):
+        RagIndex("../escape", root)
+    with pytest.raises(RagError, match="No index named 'ghost'"):
+        remove_index("ghost", root)
+    assert not root.exists() or list(root.iterdir()) == []
+
+
+def test_a_damaged_index_says_how_to_recover(tmp_path, corpus):
+    folder, _ = corpus
+    root = tmp_path / "rag"
+    RagIndex("one", root).update([sorted(folder.glob("*.md"))[0]])
+    (root / "one" / "chunks.json").write_text("{broken")
+    with pytest.raises(RagError, match="is damaged .*%kz rag rm one"):
+        RagIndex("one", root)
+    remove_index("one", root)
+    assert json.dumps(list_indexes(root)) == "[]"
