@@ -13,6 +13,7 @@ from traitlets import Unicode
 from kz_jupyter.client import KzClient
 from kz_jupyter.errors import KzError
 from kz_jupyter.magics.progress import DownloadBar
+from kz_jupyter.magics.rag_magics import add_rag_parser, run_rag
 from kz_jupyter.magics.text import (
     format_deletion,
     format_deployments,
@@ -48,7 +49,8 @@ USAGE = """\
 %kz logs NAME [--lines N] [--follow]   the engine's log, issue lines marked with '!'
 %kz stop NAME                   stop a deployment and its engine processes
 %kz models                      models here: size, format, quants, last use, deployments
-%kz rm MODEL [--yes]            delete a cached model (shows what is freed first)"""
+%kz rm MODEL [--yes]            delete a cached model (shows what is freed first)
+%kz rag ...                     retrieval over your documents (%kz rag: its commands)"""
 
 
 class UsageError(ValueError):
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("ps", add_help=False)
     commands.add_parser("help", add_help=False)
     commands.add_parser("models", add_help=False)
+    add_rag_parser(commands)
     engines = commands.add_parser("engines", add_help=False)
     engines.add_argument("action", nargs="?", choices=("install",))
     engines.add_argument("engine", nargs="?")
@@ -196,6 +199,9 @@ class KzMagics(Magics):
             bar.close()
         if job["status"] != "done":
             raise KzError(f"installing {args.engine} failed: {job['error']}")
+
+    def _do_rag(self, args, cell) -> None:
+        run_rag(args, lambda: self.client)
 
     def _do_models(self, args, cell) -> None:
         print(format_models(self.client.models()))

@@ -1,0 +1,135 @@
+"""`%kz rag ...`: index documents, list and remove indexes, search them, ask a deployment."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from kz_jupyter.client import KzClient
+from kz_jupyter.errors import KzError
+from kz_jupyter.magics.progress import DownloadBar
+from kz_jupyter.magics.text import format_table
+
+USAGE = """\
+%kz rag index PATH... --name N [--model M]   index documents (again: only what changed)
+%kz rag list | %kz rag rm N                  the indexes here | remove one
+%kz rag search N QUERY... [-k 5] [--hybrid]  ranked chunks with scores and sources
+%kz rag ask N QUESTION... --deployment D [-k 5] [--hybrid] [--max-tokens 256]"""
+
+
+def add_rag_parser(commands) -> None:
+    """Add `rag` and its subcommands to the %kz parser."""
+    rag = commands.add_parser("rag", add_help=False)
+    actions = rag.add_subparsers(dest="action", parser_class=type(rag))
+    index = actions.add_parser("index", add_help=False)
+    index.add_argument("paths", nargs="+")
+    index.add_argument("--name", required=True)
+    index.add_argument("--model")
+    actions.add_parser("list", add_help=False)
+    remove = actions.add_parser("rm", add_help=False)
+    remove.add_argument("name")
+    for action in ("search", "ask"):
+        sub = actions.add_parser(action, add_help=False)
+        sub.add_argument("name")
+        sub.add_argument("text", nargs="+")
+        sub.add_argument("-k", type=int, default=5)
+        sub.add_argument("--hybrid", action="store_true")
+        if action == "ask":
+            sub.add_argument("--deployment", required=True)
+            sub.add_argument("--max-tokens", type=int, default=256)
+
+
+def run_rag(args: argparse.Namespace, client: Callable[[], KzClient]) -> None:
+    """Carry out a `%kz rag` command; retrieval problems become one KzError line.
+
+    Indexes live in this kernel's machine; only `ask` needs the kz server (client() connects).
+    """
+    from kz_jupyter.rag_documents import DocumentError
+    from kz_jupyter.rag_index import RagError
+
+    if args.action is None:
+        print(USAGE)
+        return
+    try:
+        {"index": _index, "list": _list, "rm": _remove, "search": _search, "ask": _ask}[
+            args.action
+        ](args, client)
+    except (RagError, DocumentError) as error:
+        raise KzError(str(error)) from None
+
+
+def _index(args, client) -> None:
+    from kz_jupyter.rag_index import RagIndex
+
+    bar = DownloadBar(f"embedding for '{args.name}'")
+    try:
+        report = RagIndex(args.name).update(args.paths, args.model, progress=bar.update)
+    finally:
+        bar.close()
+    print(
+        f"'{args.name}': {report.chunks} chunks from {len(report.added) + len(report.changed)} "
+        f"new or changed files ({len(report.unchanged)} unchanged, {len(report.removed)} "
+        f"removed), {report.embedded} embedded in {report.seconds:.1f} s"
+    )
+    for source, why in report.skipped.items():
+        print(f"  skipped {source}: {why}")
+
+
+def _list(args, client) -> None:
+    from kz_jupyter.rag_index import list_indexes
+
+    indexes = list_indexes()
+    if not indexes:
+        print("No indexes yet: %kz rag index PATH --name NAME")
+        return
+    rows = [("NAME", "CHUNKS", "FILES", "KIND", "MODEL")]
+    rows += [
+        (m["name"], str(m.get("chunks", "?")), str(m.get("files", "?")), m.get("kind", "?"),
+         m.get("model", m.get("error", "?")))
+        for m in indexes
+    ]  # fmt: skip
+    print(format_table(rows))
+
+
+def _remove(args, client) -> None:
+    from kz_jupyter.rag_index import remove_index
+
+    print(f"Removed {remove_index(args.name)}")
+
+
+def _hits(args):
+    from kz_jupyter.rag_index import RagIndex
+
+    return RagIndex(args.name).search(" ".join(args.text), k=args.k, hybrid=args.hybrid)
+
+
+def format_hits(hits) -> str:
+    """Ranked chunks: rank, score, where, and the start of the text."""
+    rows = [("#", "SCORE", "SOURCE", "HEADING", "TEXT")]
+    for hit in hits:
+        where = f"{Path(hit.chunk.source).name}:{hit.chunk.location.replace(' ', '')}"
+        text = " ".join(hit.chunk.text.split())
+        rows.append((str(hit.rank), f"{hit.score:.3f}", where, hit.chunk.heading[:30],
+                     text[:60] + ("..." if len(text) > 60 else "")))  # fmt: skip
+    return format_table(rows)
+
+
+def _search(args, client) -> None:
+    print(format_hits(_hits(args)))
+
+
+def _ask(args, client) -> None:
+    from kz_jupyter.rag_prompt import grounded_prompt
+
+    kz = client()
+    record = kz.deployment(args.deployment)
+    context = (record.get("plan") or {}).get("context_length") or 2048
+    prompt = grounded_prompt(" ".join(args.text), _hits(args), context, args.max_tokens)
+    for text in kz.chat(args.deployment, prompt.messages, max_tokens=args.max_tokens):
+        print(text, end="", flush=True)
+    print("\nSources:")
+    for number, hit in enumerate(prompt.used, start=1):
+        print(f"  [{number}] {hit.chunk.source}, {hit.chunk.location} ({hit.chunk.heading})")
+    if prompt.dropped:
+        print(f"  ({prompt.dropped} more retrieved chunks did not fit the context)")
