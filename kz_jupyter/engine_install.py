@@ -57,7 +57,7 @@ def install_engine(
         engine = get_engine(name)
     except KeyError as error:
         raise EngineInstallError(str(error.args[0])) from None
-    hardware = probe_hardware(environments)
+    hardware = probe_hardware(with_engines=False)
     recipe = engine.install_recipe(hardware)
     if recipe is None:
         gpus = f"{len(hardware.gpus)} NVIDIA GPU(s)" if hardware.gpus else "no NVIDIA GPU"

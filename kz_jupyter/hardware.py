@@ -114,8 +114,12 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def probe_hardware(environments: EngineEnvironments | None = None) -> HardwareProfile:
-    """Probe this machine and return its profile (engines looked up in their environments)."""
+def probe_hardware(
+    environments: EngineEnvironments | None = None, with_engines: bool = True
+) -> HardwareProfile:
+    """Probe this machine and return its profile; with_engines also looks each engine up in its
+    environment (a subprocess per separate environment: planning, which checks the engines it
+    ranks itself, leaves it out)."""
     memory = psutil.virtual_memory()
     gpus, gpu_note = _nvidia_gpus()
     system = platform.system()
@@ -131,5 +135,7 @@ def probe_hardware(environments: EngineEnvironments | None = None) -> HardwarePr
         apple_silicon=system == "Darwin" and machine == "arm64",
         gpus=gpus,
         gpu_note=gpu_note,
-        engines=tuple(EngineAvailability(**a) for a in engine_availability(environments)),
+        engines=tuple(EngineAvailability(**a) for a in engine_availability(environments))
+        if with_engines
+        else (),
     )

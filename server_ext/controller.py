@@ -323,7 +323,7 @@ class Controller:
         """Resolve the model reference and plan (blocking: reads headers, asks the Hub)."""
         return prepare(
             request.model,
-            probe_hardware(self.environments),
+            probe_hardware(with_engines=False),
             self.hub_settings(),
             request.overrides,
             request.revision,
