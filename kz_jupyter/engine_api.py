@@ -91,6 +91,8 @@ class Engine(ABC):
     formats: ClassVar[tuple[str, ...]]
     # Distributions whose versions availability() needs from the engine's environment.
     distributions: ClassVar[tuple[str, ...]] = ()
+    # What the engine serves: "generate" (completions, chat), "embed" (/v1/embeddings).
+    tasks: ClassVar[tuple[str, ...]] = ("generate",)
     # Plan parameters (beyond context, replicas and extra args) this engine takes.
     parameters: ClassVar[frozenset[str]] = frozenset()
     log_patterns: ClassVar[tuple[tuple[re.Pattern[str], ErrorCode], ...]] = ()

@@ -85,12 +85,13 @@ def list_cached(settings: HubSettings) -> list[CachedModel]:
         )
     for shipped in pip_shipped_models():
         stat = shipped.path.stat()
+        files = [p for p in shipped.path.rglob("*") if p.is_file()] if shipped.path.is_dir() else []
         models.append(
             CachedModel(
                 name=shipped.alias,
                 source=f"pip:{shipped.distribution}",
-                size=stat.st_size,
-                formats=("gguf",),
+                size=sum(p.stat().st_size for p in files) if files else stat.st_size,
+                formats=(shipped.format,),
                 quants=tuple(q for q in [quant_of(shipped.path.name)] if q),
                 last_used=stat.st_atime,
                 path=str(shipped.path),

@@ -67,10 +67,10 @@ def locate_model(ref: ModelReference) -> LocatedModel:
     if isinstance(ref, LocalPath):
         return _locate_local(ref)
     if isinstance(ref, PipShippedModel):
-        if not ref.path.is_file():
+        if not ref.path.exists():
             raise ModelNotFoundError(
                 f"{ref.path} from {ref.distribution} is missing: reinstall that package.",
                 ErrorCode.MUST_REDOWNLOAD,
             )
-        return LocatedModel(path=ref.path, format="gguf", source=f"pip:{ref.distribution}")
+        return LocatedModel(path=ref.path, format=ref.format, source=f"pip:{ref.distribution}")
     raise ModelNotFoundError(f"'{ref.short_name}' is a Hub repo, not a model on disk.")

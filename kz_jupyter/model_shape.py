@@ -13,6 +13,10 @@ SAFETENSORS_DTYPE_BYTES = {
     "I16": 2, "U16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I8": 1, "U8": 1, "BOOL": 1,
 }  # fmt: skip
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+# Encoder-only families: their checkpoints embed text, they do not generate it.
+ENCODER_MODEL_TYPES = frozenset(
+    {"bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "nomic_bert", "modernbert"}
+)
 
 
 class ShapeError(ValueError):
@@ -37,6 +41,7 @@ class ModelShape:
     dtype: str = ""
     has_chat_template: bool = False
     sliding_window: int = 0
+    task: str = "generate"  # or "embed": an embedding model, served on /v1/embeddings
 
     def to_dict(self) -> dict:
         """Return JSON-ready data."""
@@ -62,10 +67,19 @@ class ModelShape:
 
     @classmethod
     def from_hf_config(
-        cls, config: dict, weights: SafetensorsSummary, has_chat_template: bool
+        cls,
+        config: dict,
+        weights: SafetensorsSummary,
+        has_chat_template: bool,
+        sentence_config: dict | None = None,
     ) -> ModelShape:
-        """The shape a transformers config.json and the safetensors headers describe."""
+        """The shape a transformers config.json and the safetensors headers describe; a
+        sentence-transformers model (its sentence_bert_config.json) or an encoder embeds, with
+        the sequence length it was trained for as its context."""
         text = config.get("text_config") or config
+        embeds = sentence_config is not None or config.get("model_type") in ENCODER_MODEL_TYPES
+        positions = int(text.get("max_position_embeddings") or 0)
+        context = int((sentence_config or {}).get("max_seq_length") or positions)
         heads = int(text.get("num_attention_heads") or 0)
         hidden = int(text.get("hidden_size") or 0)
         head_dim = int(text.get("head_dim") or (hidden // heads if heads else 0))
@@ -79,12 +93,13 @@ class ModelShape:
             head_dim_k=head_dim,
             head_dim_v=head_dim,
             vocab_size=int(text.get("vocab_size") or 0),
-            context_length=int(text.get("max_position_embeddings") or 0),
+            context_length=min(context, positions) if positions else context,
             weights_bytes=weights.tensor_bytes,
             parameters=weights.parameters,
             dtype=weights.dtype or str(config.get("torch_dtype") or ""),
             has_chat_template=has_chat_template,
             sliding_window=int(text.get("sliding_window") or 0),
+            task="embed" if embeds else "generate",
         )
 
 

@@ -100,6 +100,10 @@ class ModelSource:
         weights = shape.weights_bytes if candidate.format != "gguf" else candidate.size
         return ModelShape(**(shape.to_dict() | {"weights_bytes": weights}))
 
+    def task(self, fmt: str) -> str:
+        """What the model does in format fmt: 'generate' or 'embed'."""
+        return self.shape(next(c for c in self.candidates if c.format == fmt)).task
+
 
 def redownload_hint(reference: ModelReference) -> str:
     """What to do about a missing or corrupt file of this model."""
@@ -193,7 +197,12 @@ def _safetensors_shape(source: ModelSource, candidate: Candidate) -> ModelShape:
                 f"{remote.path} is not a readable safetensors file ({error}).",
                 ErrorCode.MUST_REDOWNLOAD,
             ) from None
-    return ModelShape.from_hf_config(config, SafetensorsSummary.combine(parts), has_template)
+    sentence = _small_json(source, candidate, "sentence_bert_config.json")
+    has_sentence = any(f.path == "sentence_bert_config.json" for f in candidate.files)
+    summary = SafetensorsSummary.combine(parts)
+    return ModelShape.from_hf_config(
+        config, summary, has_template, sentence if has_sentence else None
+    )
 
 
 def _local_candidate(reference: ModelReference) -> tuple[Candidate, Path]:

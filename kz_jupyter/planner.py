@@ -55,6 +55,7 @@ class Plan:
     engine: str
     engine_reason: str
     context_length: int
+    task: str = "generate"  # or "embed"
     architecture: str = ""
     chat_format: str | None = None
     can_chat: bool = True
@@ -137,11 +138,14 @@ def rank_engines(
     engines: dict[str, Engine],
     requested: str | None = None,
     environments: EngineEnvironments | None = None,
+    tasks: dict[str, str] | None = None,
 ) -> tuple[list[tuple[Engine, str, str, str | None]], dict[str, str]]:
     """Engines that can serve one of formats here, best first, and why each other cannot.
 
-    Each usable engine comes as (engine, format, version, interpreter of its environment).
+    tasks says what the model does in each format ('generate' when absent). Each usable engine
+    comes as (engine, format, version, interpreter of its environment).
     """
+    tasks = tasks or {}
     environments = environments or EngineEnvironments()
     if requested and requested not in engines:
         known = ", ".join(sorted(engines)) or "none"
@@ -158,6 +162,10 @@ def rank_engines(
         if not served:
             offered = ", ".join(formats) or "nothing"
             rejected[name] = f"{' and '.join(engine.formats)} only; the model offers {offered}"
+            continue
+        served = [f for f in served if tasks.get(f, "generate") in engine.tasks]
+        if not served:
+            rejected[name] = "serves no embedding models"
             continue
         available, version, reason, probe = check_engine(engine, environments)
         if not available:
@@ -260,8 +268,9 @@ def plan_deployment(
 ) -> Plan:
     """Plan how to serve a model on this hardware: engine, files, context, memory, reasons."""
     overrides = overrides or Overrides()
+    tasks = {fmt: source.task(fmt) for fmt in source.formats()}
     usable, rejected = rank_engines(
-        source.formats(), hardware, load_engines(), overrides.engine, environments
+        source.formats(), hardware, load_engines(), overrides.engine, environments, tasks
     )
     engine, fmt, version, python = usable[0]
     check_parameters(engine, overrides)
@@ -276,6 +285,8 @@ def plan_deployment(
     chat_format, can_chat, chat_reason = engine.plan_chat(
         shape.architecture, shape.has_chat_template
     )
+    if shape.task == "embed":
+        can_chat, chat_reason = False, "it is an embedding model: use /v1/embeddings"
     local = source.local_path(candidate)
     ref = source.reference
     return Plan(
@@ -285,6 +296,7 @@ def plan_deployment(
         engine=engine.name,
         engine_reason=reason,
         context_length=context,
+        task=shape.task,
         architecture=shape.architecture,
         chat_format=chat_format,
         can_chat=can_chat,

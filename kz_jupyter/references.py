@@ -11,10 +11,10 @@ from pathlib import Path, PureWindowsPath
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-MODEL_SUFFIXES = (".gguf",)
+MODEL_SUFFIXES = (".gguf", ".safetensors")
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 _QUANT = re.compile(r"^[A-Za-z0-9_]+$")
-_DIST_PREFIXES = ("llm-",)
+_DIST_PREFIXES = ("llm-", "gt-")
 _DIST_SUFFIXES = ("-gguf",)
 
 
@@ -38,7 +38,8 @@ class LocalPath:
 
 @dataclass(frozen=True)
 class PipShippedModel:
-    """A model file shipped inside an installed Python distribution."""
+    """A model shipped inside an installed Python distribution: a GGUF file, or a folder of
+    safetensors weights with their config.json."""
 
     alias: str
     distribution: str
@@ -49,6 +50,11 @@ class PipShippedModel:
     def short_name(self) -> str:
         """A name for a deployment of this model."""
         return slugify(self.alias)
+
+    @property
+    def format(self) -> str:
+        """'safetensors' for a folder of weights, else 'gguf'."""
+        return "safetensors" if self.path.is_dir() else "gguf"
 
 
 @dataclass(frozen=True)
@@ -89,13 +95,16 @@ def is_local_path(text: str) -> bool:
 
 
 def _aliases(distribution: str, file_name: str) -> set[str]:
-    """Names a pip-shipped model answers to: the distribution, shortened, and the file stem."""
+    """Names a pip-shipped model answers to: the distribution, shortened, and (for a GGUF file)
+    the file stem."""
     dist = distribution.lower().replace("_", "-")
     short = dist
     for prefix in _DIST_PREFIXES:
         short = short.removeprefix(prefix)
     for suffix in _DIST_SUFFIXES:
         short = short.removesuffix(suffix)
+    if not file_name.lower().endswith(".gguf"):
+        return {dist, short}  # a folder of weights: model.safetensors names nothing
     stem = file_name.lower().removesuffix(".gguf")
     return {dist, short, stem, stem.split(".")[0]}
 
@@ -110,7 +119,11 @@ def pip_shipped_models() -> tuple[PipShippedModel, ...]:
             if file.suffix.lower() not in MODEL_SUFFIXES:
                 continue
             path = Path(str(dist.locate_file(file))).resolve()
-            if path in found or not path.is_file():
+            if file.suffix.lower() == ".safetensors":
+                path = path.parent  # the model is the folder, with its config.json
+                if not (path / "config.json").is_file():
+                    continue
+            if path in found or not path.exists():
                 continue
             short = sorted(_aliases(name, file.name), key=len)[0]
             found[path] = PipShippedModel(alias=short, distribution=name, path=path)

@@ -145,16 +145,18 @@ class KzMagics(Magics):
         return self._client
 
     @line_cell_magic
-    def kz(self, line: str, cell: str | None = None) -> None:
-        """Run a kz subcommand; errors are one clear line, never a traceback."""
+    def kz(self, line: str, cell: str | None = None) -> object:
+        """Run a kz subcommand (panels are returned, to be displayed); errors are one clear
+        line, never a traceback."""
         try:
             args = self._parser.parse_args(shlex.split(line))
             handler = getattr(self, f"_do_{args.command or 'help'}")
-            handler(args, cell)
+            return handler(args, cell)
         except (KzError, UsageError) as error:
             print(f"kz: {error}", file=sys.stderr)
         except ValueError as error:  # shlex: unbalanced quotes
             print(f"kz: cannot parse the line ({error})", file=sys.stderr)
+        return None
 
     def _do_help(self, args, cell) -> None:
         print(USAGE)
@@ -200,8 +202,8 @@ class KzMagics(Magics):
         if job["status"] != "done":
             raise KzError(f"installing {args.engine} failed: {job['error']}")
 
-    def _do_rag(self, args, cell) -> None:
-        run_rag(args, lambda: self.client)
+    def _do_rag(self, args, cell) -> object:
+        return run_rag(args, lambda: self.client)
 
     def _do_models(self, args, cell) -> None:
         print(format_models(self.client.models()))

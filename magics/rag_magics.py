@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
 
 from kz_jupyter.client import KzClient
 from kz_jupyter.errors import KzError
@@ -12,7 +11,8 @@ from kz_jupyter.magics.progress import DownloadBar
 from kz_jupyter.magics.text import format_table
 
 USAGE = """\
-%kz rag index PATH... --name N [--model M]   index documents (again: only what changed)
+%kz rag index PATH... --name N [--model M]   index documents (again: only what changed);
+    M: a sentence-transformers model, or deployment:NAME to embed through a deployment
 %kz rag list | %kz rag rm N                  the indexes here | remove one
 %kz rag search N QUERY... [-k 5] [--hybrid]  ranked chunks with scores and sources
 %kz rag ask N QUESTION... --deployment D [-k 5] [--hybrid] [--max-tokens 256]"""
@@ -40,19 +40,21 @@ def add_rag_parser(commands) -> None:
             sub.add_argument("--max-tokens", type=int, default=256)
 
 
-def run_rag(args: argparse.Namespace, client: Callable[[], KzClient]) -> None:
-    """Carry out a `%kz rag` command; retrieval problems become one KzError line.
+def run_rag(args: argparse.Namespace, client: Callable[[], KzClient]) -> object:
+    """Carry out a `%kz rag` command (search returns its table widget); retrieval problems
+    become one KzError line.
 
-    Indexes live in this kernel's machine; only `ask` needs the kz server (client() connects).
+    Indexes live in this kernel's machine; the kz server is needed (client() connects) to ask
+    a deployment, or to embed through one (`--model deployment:NAME`).
     """
     from kz_jupyter.rag_documents import DocumentError
     from kz_jupyter.rag_index import RagError
 
     if args.action is None:
         print(USAGE)
-        return
+        return None
     try:
-        {"index": _index, "list": _list, "rm": _remove, "search": _search, "ask": _ask}[
+        return {"index": _index, "list": _list, "rm": _remove, "search": _search, "ask": _ask}[
             args.action
         ](args, client)
     except (RagError, DocumentError) as error:
@@ -60,11 +62,11 @@ def run_rag(args: argparse.Namespace, client: Callable[[], KzClient]) -> None:
 
 
 def _index(args, client) -> None:
-    from kz_jupyter.rag_index import RagIndex
+    from kz_jupyter import rag
 
-    bar = DownloadBar(f"embedding for '{args.name}'")
+    bar = DownloadBar(f"embedding for '{args.name}'", unit=" chunks")
     try:
-        report = RagIndex(args.name).update(args.paths, args.model, progress=bar.update)
+        report = rag.index(args.paths, args.name, args.model, progress=bar.update, client=client)
     finally:
         bar.close()
     print(
@@ -98,38 +100,26 @@ def _remove(args, client) -> None:
     print(f"Removed {remove_index(args.name)}")
 
 
-def _hits(args):
-    from kz_jupyter.rag_index import RagIndex
+def _search(args, client):
+    from kz_jupyter import rag
+    from kz_jupyter.magics.search_table import SearchTable
 
-    return RagIndex(args.name).search(" ".join(args.text), k=args.k, hybrid=args.hybrid)
-
-
-def format_hits(hits) -> str:
-    """Ranked chunks: rank, score, where, and the start of the text."""
-    rows = [("#", "SCORE", "SOURCE", "HEADING", "TEXT")]
-    for hit in hits:
-        where = f"{Path(hit.chunk.source).name}:{hit.chunk.location.replace(' ', '')}"
-        text = " ".join(hit.chunk.text.split())
-        rows.append((str(hit.rank), f"{hit.score:.3f}", where, hit.chunk.heading[:30],
-                     text[:60] + ("..." if len(text) > 60 else "")))  # fmt: skip
-    return format_table(rows)
-
-
-def _search(args, client) -> None:
-    print(format_hits(_hits(args)))
+    query = " ".join(args.text)
+    hits = rag.search(args.name, query, k=args.k, hybrid=args.hybrid, client=client)
+    return SearchTable(args.name, query, hits, hybrid=args.hybrid)
 
 
 def _ask(args, client) -> None:
-    from kz_jupyter.rag_prompt import grounded_prompt
+    from kz_jupyter import rag
 
-    kz = client()
-    record = kz.deployment(args.deployment)
-    context = (record.get("plan") or {}).get("context_length") or 2048
-    prompt = grounded_prompt(" ".join(args.text), _hits(args), context, args.max_tokens)
-    for text in kz.chat(args.deployment, prompt.messages, max_tokens=args.max_tokens):
+    answer = rag.ask(
+        args.name, " ".join(args.text), args.deployment, k=args.k, hybrid=args.hybrid,
+        max_tokens=args.max_tokens, client=client,
+    )  # fmt: skip
+    for text in answer:
         print(text, end="", flush=True)
     print("\nSources:")
-    for number, hit in enumerate(prompt.used, start=1):
+    for number, hit in enumerate(answer.sources, start=1):
         print(f"  [{number}] {hit.chunk.source}, {hit.chunk.location} ({hit.chunk.heading})")
-    if prompt.dropped:
-        print(f"  ({prompt.dropped} more retrieved chunks did not fit the context)")
+    if answer.prompt.dropped:
+        print(f"  ({answer.prompt.dropped} more retrieved chunks did not fit the context)")

@@ -168,6 +168,7 @@ def format_plan(plan: dict) -> str:
     lines += [
         f"context  {plan['context_length']} tokens",
         f"chat     {'yes' if plan['can_chat'] else 'no'}: {plan['chat_reason']}",
+        *(["serves   embeddings (/v1/embeddings)"] if plan.get("task") == "embed" else []),
         f"memory   {format_bytes(memory['total'])} estimated vs "
         f"{format_bytes(memory['available'])} {memory['device']} free: {verdict}",
         f"         weights {format_bytes(memory['weights'])}, KV cache "

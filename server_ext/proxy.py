@@ -49,6 +49,7 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
 
     upstream_path = ""
     needs_chat = False
+    task = "generate"  # what the deployment must serve: "generate" or "embed"
 
     @web.authenticated
     @authorized
@@ -67,14 +68,9 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 "invalid_request_error",
                 "model_not_found",
             )
-        if self.needs_chat and deployment.plan and not deployment.plan.get("can_chat", True):
-            return self.openai_error(
-                400,
-                f"'{deployment.name}' cannot chat: {deployment.plan.get('chat_reason')}. "
-                "Use /v1/completions instead.",
-                "invalid_request_error",
-                "chat_not_supported",
-            )
+        refusal = self._refusal(deployment)
+        if refusal:
+            return self.openai_error(400, refusal[0], "invalid_request_error", refusal[1])
         idle = self.controller.idle
         if deployment.status is DeploymentStatus.UNLOADED or idle.is_loading(deployment.name):
             await idle.load(deployment)  # an idle-unloaded deployment: load it, then answer
@@ -110,6 +106,24 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 replica.outstanding -= 1
                 idle.touch(deployment)
             return
+
+    def _refusal(self, deployment) -> tuple[str, str] | None:
+        """(message, code) when the deployment cannot serve this route, else None."""
+        plan = deployment.plan or {}
+        task = plan.get("task", "generate")
+        if task == "embed" and self.task != "embed":
+            return (f"'{deployment.name}' is an embedding model: use /v1/embeddings.",
+                    "embeddings_only")  # fmt: skip
+        if self.task == "embed" and task != "embed":
+            return (
+                f"'{deployment.name}' generates text and serves no embeddings: deploy an "
+                "embedding model (for example %kz deploy all-minilm-l6-v2).",
+                "embeddings_not_supported",
+            )
+        if self.needs_chat and not plan.get("can_chat", True):
+            reason = plan.get("chat_reason")
+            return f"'{deployment.name}' cannot chat: {reason}.", "chat_not_supported"
+        return None
 
     def _request_object(self) -> dict | None:
         """Parse the JSON body; answer a 400 in OpenAI form when it is not an object."""
@@ -177,8 +191,16 @@ class CompletionsHandler(ForwardingHandler):
     upstream_path = "/v1/completions"
 
 
+class EmbeddingsHandler(ForwardingHandler):
+    """POST /kz/v1/embeddings."""
+
+    upstream_path = "/v1/embeddings"
+    task = "embed"
+
+
 PROXY_HANDLERS = [
     (r"/kz/v1/models", ModelsHandler),
     (r"/kz/v1/chat/completions", ChatCompletionsHandler),
     (r"/kz/v1/completions", CompletionsHandler),
+    (r"/kz/v1/embeddings", EmbeddingsHandler),
 ]

@@ -29,6 +29,7 @@ ROUTES = [
     ("GET", "kz/v1/models"),
     ("POST", "kz/v1/chat/completions"),
     ("POST", "kz/v1/completions"),
+    ("POST", "kz/v1/embeddings"),
 ]
 
 

@@ -89,6 +89,14 @@ async def test_deploy_chat_stop_through_rest_and_openai(
     )
     assert completion["choices"][0]["text"]
 
+    # a text generation deployment serves no embeddings: a clear OpenAI-style refusal
+    status, error = await error_of(
+        jp_fetch, "kz/v1/embeddings", method="POST",
+        body=json.dumps({"model": "smollm2", "input": ["hello"]}),
+    )  # fmt: skip
+    assert status == 400 and error["error"]["code"] == "embeddings_not_supported"
+    assert "deploy an embedding model" in error["error"]["message"]
+
     # the official openai client, streamed and not (blocking: run it off the server's loop)
     token = jp_serverapp.identity_provider.token
     client = openai.OpenAI(

@@ -65,3 +65,18 @@ def test_lora_adapters_need_an_engine_that_takes_them_and_a_readable_config(smol
         lora_rank({"fr": str(tmp_path)})
     (tmp_path / "adapter_config.json").write_text('{"r": 32}')
     assert lora_rank({"fr": str(tmp_path)}) == 32
+
+
+def test_the_pip_shipped_sentence_transformers_model_plans_as_an_embedding_model():
+    plan = plan_for("all-minilm-l6-v2")
+    assert plan.source == "pip" and plan.format == "safetensors" and plan.task == "embed"
+    assert plan.engine == "vllm" and plan.architecture == "bert"
+    assert plan.context_length == 256  # sentence_bert_config.json's max_seq_length, not 512
+    assert not plan.can_chat and "embedding model: use /v1/embeddings" in plan.chat_reason
+    assert plan.rejected["mlx"] == "serves no embedding models"
+    assert plan.rejected["llamacpp"].startswith("gguf only")
+    assert Plan.from_dict(plan.to_dict()) == plan
+
+
+def test_a_generative_model_has_the_generate_task(smollm2_path):
+    assert plan_for(smollm2_path).task == "generate"

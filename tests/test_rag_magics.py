@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from ragtools.corpus import generate_corpus
 from test_magics import run_session
-from test_rag_index import generate_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,11 @@ def test_index_list_search_and_incremental_reindex(transcript):
     out, _, heading, _ = transcript
     assert "'records': 414 chunks from 46 new or changed files (0 unchanged" in out[1]
     assert "records" in out[2] and "414" in out[2] and "flat" in out[2]
-    first_hit = out[3].strip().splitlines()[1]
+    lines = out[3].splitlines()
+    start = next(n for n, line in enumerate(lines) if "chunks of 'records'" in line)
+    caption, header, first_hit = lines[start : start + 3]
+    assert "3 chunks of 'records' for" in caption and "(vector search)" in caption
+    assert header.split() == ["#", "SCORE", "SOURCE", "HEADING", "TEXT"]
     assert first_hit.startswith("1 ") and heading[:30] in first_hit
     assert "from 0 new or changed files (46 unchanged, 0 removed), 0 embedded" in out[4]
 

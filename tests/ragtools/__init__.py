@@ -1,0 +1,1 @@
+"""Helpers for retrieval tests and benchmarks."""
