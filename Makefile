@@ -24,3 +24,4 @@ bench: setup
 	.venv/bin/python bench/bench_idle_reload.py
 	.venv/bin/python bench/bench_memory_estimate.py --contexts 2048 4096 8192 16384
 	.venv/bin/python bench/bench_engines.py
+	.venv/bin/python bench/bench_rag.py

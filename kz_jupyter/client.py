@@ -143,6 +143,10 @@ class KzClient:
         """Stop a deployment and return its final record."""
         return self._request("DELETE", "deployments", name)
 
+    def restart(self, name: str) -> dict:
+        """Stop a deployment (when running) and deploy it again; return the new record."""
+        return self._request("POST", "deployments", name, "restart")
+
     def logs(self, name: str, lines: int = 200) -> dict:
         """Return the last lines of each replica's log, with detected issues."""
         return self._request("GET", "deployments", name, "logs", params={"lines": lines})

@@ -65,14 +65,19 @@ def load_embedder(model: str, client: Callable[[], KzClient] | None = None):
 
 
 def embed(embedder, texts: list[str], progress: ProgressCallback | None = None):
-    """Normalized float32 embeddings of texts, in batches, reporting (done, total)."""
+    """Normalized float32 embeddings of texts, in batches, reporting (done, total).
+
+    Batches hold texts of similar length (longest first, as sentence-transformers orders one
+    call), so little of each batch is padding; the rows come back in the texts' order.
+    """
     import numpy as np
 
-    parts = []
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    vectors = np.zeros((len(texts), embedder.get_embedding_dimension()), "float32")
     for start in range(0, len(texts), EMBED_BATCH):
-        batch = texts[start : start + EMBED_BATCH]
-        parts.append(embedder.encode(batch, normalize_embeddings=True, convert_to_numpy=True))
+        rows = order[start : start + EMBED_BATCH]
+        batch = [texts[i] for i in rows]
+        vectors[rows] = embedder.encode(batch, normalize_embeddings=True, convert_to_numpy=True)
         if progress is not None:
             progress(min(start + EMBED_BATCH, len(texts)), len(texts))
-    dimension = embedder.get_embedding_dimension()
-    return np.vstack(parts).astype("float32") if parts else np.zeros((0, dimension), "float32")
+    return vectors

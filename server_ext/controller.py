@@ -409,6 +409,16 @@ class Controller:
             deployment.changed()
         return deployment
 
+    async def restart(self, name: str) -> Deployment | None:
+        """Stop a deployment (when running) and deploy it again as it was requested; a new
+        record, with a fresh history, replaces the old one."""
+        deployment = self.deployments.get(name)
+        if deployment is None:
+            return None
+        request = parse_deploy_request(deployment.request, self.model_roots)
+        await self.stop(name)
+        return await self.deploy(request)
+
     async def _drain(self, deployment: Deployment) -> None:
         """Take replicas out of routing, then let in-flight requests finish (bounded)."""
         for replica in deployment.replicas:

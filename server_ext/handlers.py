@@ -88,6 +88,22 @@ class DeploymentHandler(KzAPIHandler):
         self.finish(json.dumps(deployment.to_dict()))
 
 
+class RestartHandler(KzAPIHandler):
+    """POST restarts a deployment: stop (when running), then deploy it again (202)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        """Restart with the request the deployment was made with."""
+        self.deployment_or_404(name)
+        try:
+            deployment = await self.controller.restart(name)
+        except DeployRequestError as error:
+            raise web.HTTPError(error.status, str(error)) from None
+        self.set_status(202)
+        self.finish(json.dumps(deployment.to_dict()))
+
+
 class LogsHandler(KzAPIHandler):
     """GET the last lines of each replica's engine log, with detected issue lines."""
 
@@ -161,5 +177,6 @@ API_HANDLERS = [
     (r"/kz/api/deployments", DeploymentsHandler),
     (rf"/kz/api/deployments/{NAME}", DeploymentHandler),
     (rf"/kz/api/deployments/{NAME}/logs", LogsHandler),
+    (rf"/kz/api/deployments/{NAME}/restart", RestartHandler),
     (r"/kz/api/hardware", HardwareHandler),
 ]

@@ -16,6 +16,7 @@ ROUTES = [
     ("DELETE", "kz/api/deployments/x"),
     ("GET", "kz/api/deployments/x/logs"),
     ("GET", "kz/api/hardware"),
+    ("POST", "kz/api/deployments/smollm2/restart"),
     ("GET", "kz/api/search"),
     ("POST", "kz/api/plan"),
     ("GET", "kz/api/pulls"),

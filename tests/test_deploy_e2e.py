@@ -134,6 +134,18 @@ async def test_deploy_chat_stop_through_rest_and_openai(
     )
     assert status == 409 and "already DEPLOYED" in error["message"]
 
+    # restart: the old engine ends, a new one serves the same request with a fresh history
+    restarted = json_of(
+        await jp_fetch("kz/api/deployments/smollm2/restart", method="POST", body="")
+    )
+    assert restarted["status"] == "REQUESTED" and not engine.is_running()
+    record = await wait_for_status(jp_fetch, "smollm2", {"DEPLOYED", "FAILED"})
+    assert record["status"] == "DEPLOYED" and record["history"][0]["status"] == "REQUESTED"
+    engine = psutil.Process(record["replicas"][0]["pid"])
+    status, error = await error_of(jp_fetch, "kz/api/deployments/ghost/restart", method="POST",
+                                   body="")  # fmt: skip
+    assert status == 404 and "No deployment named 'ghost'" in error["message"]
+
     # stop: STOPPED, engine process gone, traffic refused clearly, logs still readable
     stopped = json_of(await jp_fetch("kz/api/deployments/smollm2", method="DELETE"))
     assert stopped["status"] == "STOPPED"
