@@ -25,3 +25,4 @@ bench: setup
 	.venv/bin/python bench/bench_memory_estimate.py --contexts 2048 4096 8192 16384
 	.venv/bin/python bench/bench_engines.py
 	.venv/bin/python bench/bench_rag.py
+	.venv/bin/python bench/bench_kernel.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -56,9 +57,10 @@ class KzClient:
             raise KzError(_error_message(response))
         return response.json()
 
-    def hardware(self) -> dict:
-        """Return the server machine's hardware profile."""
-        return self._request("GET", "hardware")
+    def hardware(self, engines: bool = True) -> dict:
+        """Return the server machine's hardware profile (engines: also probe each engine)."""
+        params = {} if engines else {"engines": "false"}
+        return self._request("GET", "hardware", params=params)
 
     def deployments(self) -> list[dict]:
         """Return every deployment."""
@@ -151,8 +153,11 @@ class KzClient:
         """Return the last lines of each replica's log, with detected issues."""
         return self._request("GET", "deployments", name, "logs", params={"lines": lines})
 
-    def follow_logs(self, name: str, lines: int = 20) -> Iterator[dict]:
-        """Yield log events {replica, line, issue} as the engine writes them, until it stops."""
+    def follow_logs(
+        self, name: str, lines: int = 20, stop: threading.Event | None = None
+    ) -> Iterator[dict]:
+        """Yield log events {replica, line, issue} as the engine writes them, until it stops
+        (or stop is set: checked at each line and at the server's heartbeats)."""
         url = self.connection.url("kz/api/deployments", name, "logs")
         params = {"lines": lines, "follow": "true"}
         try:
@@ -161,6 +166,8 @@ class KzClient:
                     response.read()
                     raise KzError(_error_message(response))
                 for line in response.iter_lines():
+                    if stop is not None and stop.is_set():
+                        return
                     if line:
                         yield json.loads(line)
         except httpx.HTTPError as error:

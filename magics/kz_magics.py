@@ -6,20 +6,19 @@ import argparse
 import shlex
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Unicode
 
-from kz_jupyter.client import KzClient
 from kz_jupyter.errors import KzError
+from kz_jupyter.magics.panel import in_kernel
 from kz_jupyter.magics.progress import DownloadBar
 from kz_jupyter.magics.rag_magics import add_rag_parser, run_rag
 from kz_jupyter.magics.text import (
     format_deletion,
-    format_deployments,
     format_engines,
     format_failure,
-    format_hardware,
     format_log_event,
     format_logs,
     format_models,
@@ -27,6 +26,9 @@ from kz_jupyter.magics.text import (
     format_search,
     format_transition,
 )
+
+if TYPE_CHECKING:
+    from kz_jupyter.client import KzClient
 
 USAGE = """\
 %kz hw                          hardware of the server machine and usable engines
@@ -44,9 +46,11 @@ USAGE = """\
     --keep-alive S: unload after S idle seconds (-1: never); the next request reloads it
     --resource NAME=AMOUNT (repeat), --gpus N: Ray resources each replica needs
 %kz chat NAME PROMPT... [--max-tokens N] [--temperature T]
-                                stream a reply (%%kz chat NAME: the cell body is the prompt)
-%kz ps                          list deployments
+                                stream a reply (%%kz chat NAME: the cell body is the prompt;
+                                in a notebook, %kz chat NAME alone opens a chat widget)
+%kz ps                          deployments (in a notebook: a live table with stop, restart, logs)
 %kz logs NAME [--lines N] [--follow]   the engine's log, issue lines marked with '!'
+                                (in a notebook: a live tail)
 %kz stop NAME                   stop a deployment and its engine processes
 %kz models                      models here: size, format, quants, last use, deployments
 %kz rm MODEL [--yes]            delete a cached model (shows what is freed first)
@@ -141,6 +145,8 @@ class KzMagics(Magics):
     def client(self) -> KzClient:
         """The REST client, connected on first use."""
         if self._client is None:
+            from kz_jupyter.client import KzClient  # httpx: imported on first use, not at load
+
             self._client = KzClient()
         return self._client
 
@@ -161,11 +167,15 @@ class KzMagics(Magics):
     def _do_help(self, args, cell) -> None:
         print(USAGE)
 
-    def _do_hw(self, args, cell) -> None:
-        print(format_hardware(self.client.hardware()))
+    def _do_hw(self, args, cell) -> object:
+        from kz_jupyter.magics.hardware_panel import HardwarePanel
 
-    def _do_ps(self, args, cell) -> None:
-        print(format_deployments(self.client.deployments()))
+        return HardwarePanel(self.client, live=in_kernel())
+
+    def _do_ps(self, args, cell) -> object:
+        from kz_jupyter.magics.deployments_panel import DeploymentsPanel
+
+        return DeploymentsPanel(self.client, live=in_kernel())
 
     def _do_search(self, args, cell) -> None:
         print(format_search(self.client.search(" ".join(args.text))))
@@ -211,11 +221,13 @@ class KzMagics(Magics):
     def _do_rm(self, args, cell) -> None:
         print(format_deletion(self.client.delete_model(args.model, dry_run=not args.yes)))
 
-    def _do_deploy(self, args, cell) -> None:
+    def _do_deploy(self, args, cell) -> object:
         record = self.client.deploy(
             args.model, name=args.name, keep_alive=args.keep_alive, **_options(args)
         )
         name, started = record["name"], record["created_at"]
+        if in_kernel():
+            return self._deploy_panel(args.model, name, started)
         print(f"Deploying {args.model} as '{name}'")
         bar = DownloadBar(args.model)
         try:
@@ -229,8 +241,21 @@ class KzMagics(Magics):
         if final["status"] != "DEPLOYED":
             raise KzError(format_failure(final))
         print(f"'{name}' is ready: OpenAI endpoint {self.client.openai_base_url} (model='{name}')")
+        return None
 
-    def _do_chat(self, args, cell) -> None:
+    def _deploy_panel(self, model: str, name: str, started: float) -> None:
+        """Show the deploy panel and drive it until the deployment is up or has failed."""
+        from IPython.display import display
+
+        from kz_jupyter.magics.deploy_panel import DeployPanel
+
+        panel = DeployPanel(model, name, started)
+        handle = display(panel, display_id=True)
+        final = self.client.wait(name, on_transition=panel.add_step, on_progress=panel.progress)
+        panel.finish(final, self.client.openai_base_url)
+        handle.update(panel)  # the saved output keeps the whole story as text too
+
+    def _do_chat(self, args, cell) -> object:
         name, words = args.name, list(args.prompt)
         if cell is None and not words and self.default_deployment and name:
             name, words = self.default_deployment, [name]
@@ -238,15 +263,23 @@ class KzMagics(Magics):
         if not name:
             raise UsageError("name a deployment: %kz chat NAME PROMPT")
         prompt = cell.strip() if cell is not None else " ".join(words)
+        options = {} if args.temperature is None else {"temperature": args.temperature}
+        if not prompt and cell is None and in_kernel():
+            from kz_jupyter.magics.chat_panel import ChatPanel
+
+            return ChatPanel(self.client, name, max_tokens=args.max_tokens, **options)
         if not prompt:
             raise UsageError(f"no prompt: %kz chat {name} PROMPT, or %%kz chat {name} + cell")
         messages = [{"role": "user", "content": prompt}]
-        options = {} if args.temperature is None else {"temperature": args.temperature}
         for text in self.client.chat(name, messages, max_tokens=args.max_tokens, **options):
             print(text, end="", flush=True)
         print()
 
-    def _do_logs(self, args, cell) -> None:
+    def _do_logs(self, args, cell) -> object:
+        if in_kernel():
+            from kz_jupyter.magics.logs_panel import LogsPanel
+
+            return LogsPanel(self.client, args.name, args.lines)
         if not args.follow:
             print(format_logs(self.client.logs(args.name, args.lines)))
             return

@@ -1,8 +1,11 @@
-"""A download progress bar: a widget in a notebook, text in a terminal (tqdm.auto)."""
+"""A progress bar: a widget in a notebook, text in a terminal (tqdm.auto)."""
 
 from __future__ import annotations
 
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tqdm.auto import tqdm
 
 
 class DownloadBar:
@@ -17,6 +20,8 @@ class DownloadBar:
     def update(self, done: int, total: int) -> None:
         """Move the bar to done of total bytes."""
         if self._bar is None:
+            from tqdm.auto import tqdm  # imported when there is progress to show
+
             in_bytes = self.unit == "B"
             self._bar = tqdm(
                 total=total,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from kz_jupyter.client import KzClient
 from kz_jupyter.errors import KzError
 from kz_jupyter.magics.progress import DownloadBar
 from kz_jupyter.magics.text import format_table
+
+if TYPE_CHECKING:
+    from kz_jupyter.client import KzClient
 
 USAGE = """\
 %kz rag index PATH... --name N [--model M]   index documents (again: only what changed);

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -18,6 +19,7 @@ from kz_jupyter.states import classify_log_lines, issue_lines
 
 AUTH_RESOURCE = "kz"
 MAX_LOG_LINES = 10_000
+HEARTBEAT_SECONDS = 2.0  # a quiet log stream sends a blank line this often
 
 
 class KzAPIHandler(APIHandler):
@@ -113,7 +115,8 @@ class LogsHandler(KzAPIHandler):
         """Return {replica: {lines, issues}}; `?lines=N` bounds the tail (default 200).
 
         With `?follow=true`, stream NDJSON events {replica, line, issue}: the tail, then each
-        new line as the engine writes it, until the deployment stops.
+        new line as the engine writes it, until the deployment stops; a blank line every few
+        seconds while the engine is quiet.
         """
         deployment = self.deployment_or_404(name)
         try:
@@ -138,15 +141,20 @@ class LogsHandler(KzAPIHandler):
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
         self._client_gone = False
+        quiet_since = time.monotonic()
         async for event in self.controller.follow_logs(name, count):
             if self._client_gone:
                 return
             if event is None:
-                continue
-            replica, line = event
-            code = classify_log_lines([line], patterns)
-            issue = code.value if code else None
-            self.write(json.dumps({"replica": replica, "line": line, "issue": issue}) + "\n")
+                if time.monotonic() - quiet_since < HEARTBEAT_SECONDS:
+                    continue
+                self.write("\n")  # a blank line: the follower may stop without waiting for a line
+            else:
+                replica, line = event
+                code = classify_log_lines([line], patterns)
+                issue = code.value if code else None
+                self.write(json.dumps({"replica": replica, "line": line, "issue": issue}) + "\n")
+            quiet_since = time.monotonic()
             try:
                 await self.flush()
             except StreamClosedError:
@@ -165,9 +173,10 @@ class HardwareHandler(KzAPIHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        """Probe CPU, memory, GPUs and engines (off the event loop)."""
+        """Probe CPU, memory, GPUs and (unless ?engines=false) engines, off the event loop."""
+        with_engines = self.get_query_argument("engines", "true").lower() != "false"
         profile = await asyncio.get_running_loop().run_in_executor(
-            None, probe_hardware, self.controller.environments
+            None, probe_hardware, self.controller.environments, with_engines
         )
         self.finish(json.dumps(profile.to_dict()))
 

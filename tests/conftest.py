@@ -8,6 +8,7 @@ from pathlib import Path
 
 import gguf
 import pytest
+from kernel_session import start_jupyter_server
 
 from kz_jupyter.references import find_pip_shipped
 
@@ -25,6 +26,16 @@ def jp_server_config(tmp_path):
         "ServerApp": {"jpserver_extensions": {"kz_jupyter.server_ext": True}},
         "KzApp": {"state_dir": str(tmp_path / "kz-state"), "startup_timeout": 120.0},
     }
+
+
+@pytest.fixture
+def jupyter_server(tmp_path):
+    """A `jupyter server` process with the kz extension: (url, token, process); ended after
+    the test (the extension stops its deployments on shutdown)."""
+    url, token, process = start_jupyter_server(tmp_path)
+    yield url, token, process
+    process.terminate()
+    process.wait(timeout=60)
 
 
 @pytest.fixture(scope="session")

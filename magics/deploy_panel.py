@@ -1,0 +1,91 @@
+"""`%kz deploy` as a panel: download progress, then each status step with its time, then the
+endpoint and a ready-to-copy `openai` snippet, or the error code and what to do."""
+
+from __future__ import annotations
+
+from html import escape
+
+import ipywidgets as widgets
+
+from kz_jupyter.magics.panel import TextRepr, status_html
+from kz_jupyter.magics.text import format_bytes, format_failure, format_transition
+
+CHAT_SNIPPET = """\
+from kz_jupyter.client import KzClient
+
+client = KzClient().openai()  # an openai.OpenAI for {base_url}, with this server's token
+reply = client.chat.completions.create(
+    model="{name}", messages=[{{"role": "user", "content": "Hello!"}}]
+)
+print(reply.choices[0].message.content)"""
+EMBED_SNIPPET = """\
+from kz_jupyter.client import KzClient
+
+client = KzClient().openai()  # an openai.OpenAI for {base_url}, with this server's token
+vectors = client.embeddings.create(model="{name}", input=["Hello!"]).data"""
+
+
+def snippet(name: str, base_url: str, task: str) -> str:
+    """Code that calls the deployment with the openai client (the token stays out of it)."""
+    template = EMBED_SNIPPET if task == "embed" else CHAT_SNIPPET
+    return template.format(name=name, base_url=base_url)
+
+
+class DeployPanel(TextRepr, widgets.VBox):
+    """One deployment coming up, step by step."""
+
+    def __init__(self, model: str, name: str, started: float):
+        self.model, self.name, self.started = model, name, started
+        self.steps: list[dict] = []
+        self.outcome = ""
+        self._bar = widgets.FloatProgress(min=0.0, max=1.0, description="download",
+                                          layout=widgets.Layout(display="none"))  # fmt: skip
+        self._bytes = widgets.Label()
+        self._steps = widgets.HTML()
+        self._result = widgets.HTML()
+        title = widgets.HTML(f"<b>Deploying {escape(model)} as '{escape(name)}'</b>")
+        super().__init__([title, widgets.HBox([self._bar, self._bytes]), self._steps, self._result])
+
+    def add_step(self, entry: dict) -> None:
+        """Show a status transition with the seconds since the deploy began."""
+        self.steps.append(entry)
+        rows = "".join(
+            f"<tr><td>{status_html(e['status'])}</td><td>+{e['at'] - self.started:.1f} s</td>"
+            f"<td>{escape(e.get('detail') or '')}</td></tr>"
+            for e in self.steps
+        )
+        self._steps.value = f"<table>{rows}</table>"
+
+    def progress(self, done: int, total: int) -> None:
+        """Show download progress in bytes."""
+        self._bar.layout.display = None
+        self._bar.value = done / total if total else 0.0
+        self._bytes.value = f"{format_bytes(done)} of {format_bytes(total)}"
+
+    def finish(self, record: dict, base_url: str) -> None:
+        """Show the endpoint and a snippet, or the failure with its remediation."""
+        if record["status"] in ("DEPLOYED", "UNLOADED"):
+            task = (record.get("plan") or {}).get("task", "generate")
+            code = snippet(self.name, base_url, task)
+            self.outcome = (
+                f"'{self.name}' is ready: OpenAI endpoint {base_url} (model='{self.name}')\n{code}"
+            )
+            self._result.value = (
+                f"<b>'{escape(self.name)}' is ready</b>: OpenAI endpoint "
+                f"<code>{escape(base_url)}</code>, model <code>{escape(self.name)}</code>"
+                f"<pre style='background:#f6f8fa;padding:6px'>{escape(code)}</pre>"
+            )
+            return
+        self.outcome = format_failure(record)
+        error = record.get("error") or {}
+        self._result.value = (
+            f"{status_html(record['status'])} <b>[{escape(error.get('code', '?'))}]</b> "
+            f"{escape(error.get('message', ''))}<br>What to do: "
+            f"{escape(error.get('remediation', ''))}"
+        )
+
+    def text(self) -> str:
+        """The steps so far and the outcome."""
+        lines = [f"Deploying {self.model} as '{self.name}'"]
+        lines += [format_transition(e, self.started) for e in self.steps]
+        return "\n".join([*lines, self.outcome] if self.outcome else lines)
