@@ -10,3 +10,8 @@ def load_ipython_extension(ipython) -> None:
     from kz_jupyter.magics import load_ipython_extension as load_magics
 
     load_magics(ipython)
+
+
+def _jupyter_labextension_paths() -> list[dict]:
+    """Where the built JupyterLab extension is (for `jupyter labextension develop`)."""
+    return [{"src": "labextension", "dest": "@kz-jupyter/labextension"}]

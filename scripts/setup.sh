@@ -32,9 +32,19 @@ fi
 "${PIP[@]}" install -q -e ".[test,lab]"
 # A fourth engine from a separate package, registered through the kz_jupyter.engines entry points.
 "${PIP[@]}" install -q -e tests/plugin_engine
-# An editable install skips data files: put the extension's config where the wheel puts it.
+# An editable install skips data files: put the extension's config where the wheel puts it,
+# and link the JupyterLab extension (the install built it, with npm) into the environment.
 mkdir -p .venv/etc/jupyter/jupyter_server_config.d
 cp etc/jupyter/jupyter_server_config.d/kz_jupyter.json .venv/etc/jupyter/jupyter_server_config.d/
+PATH="$PWD/.venv/bin:$PATH" .venv/bin/jupyter labextension develop --overwrite . >/dev/null
+# The browser tests drive Debian's Chromium with Playwright (browser downloads do not work here).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+  else
+    echo "Note: the browser tests need Chromium (Debian: apt-get install chromium)." >&2
+  fi
+fi
 # The tests serve model repos through olah, a Hugging Face Hub on loopback. It pins other versions
 # of shared dependencies (psutil), so it lives in its own environment.
 [ -x .venv-hub/bin/python ] || "$PYTHON" -m venv .venv-hub

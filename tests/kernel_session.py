@@ -24,9 +24,11 @@ BASE_URL = "/lab-base/"
 WIDGET_TARGET = "jupyter.widget"
 
 
-def start_jupyter_server(tmp_path: Path) -> tuple[str, str, subprocess.Popen]:
-    """A `jupyter server` on loopback with the kz extension enabled by config; (url, token,
-    process) once it answers."""
+def start_jupyter_server(
+    tmp_path: Path, app: str = "jupyter_server"
+) -> tuple[str, str, subprocess.Popen]:
+    """A `jupyter server` (app="jupyterlab": JupyterLab) on loopback with the kz extension
+    enabled by config; (url, token, process) once it answers."""
     port, token = free_port("127.0.0.1"), secrets.token_hex(16)
     env = {
         **os.environ,
@@ -35,7 +37,7 @@ def start_jupyter_server(tmp_path: Path) -> tuple[str, str, subprocess.Popen]:
     }
     env.pop("KZ_SERVER_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
+        [sys.executable, "-m", app, "--no-browser", "--allow-root",
          "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
          f"--ServerApp.base_url={BASE_URL}", f"--IdentityProvider.token={token}",
          f"--ServerApp.root_dir={tmp_path}"],

@@ -65,6 +65,27 @@ def test_wheel_registers_engines_and_embedded_server(wheel):
     assert "[kz_jupyter.embedded]" in text
 
 
+def test_wheel_ships_the_built_jupyterlab_extension(wheel):
+    prefix = "kz_jupyter-0.1.0.data/data/share/jupyter/labextensions/@kz-jupyter/labextension/"
+    names = set(wheel.namelist())
+    package = json.loads(wheel.read(prefix + "package.json"))
+    assert package["name"] == "@kz-jupyter/labextension"
+    assert package["jupyterlab"]["_build"]["load"].startswith("static/remoteEntry.")
+    assert prefix + package["jupyterlab"]["_build"]["load"] in names
+    assert not any(n.startswith("kz_jupyter/labextension/") for n in names)  # shipped once
+
+
+def test_jupyterlab_lists_the_extension_enabled():
+    listing = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    output = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)
+    assert re.search(r"@kz-jupyter/labextension v0\.1\.0\s+enabled\s+OK", output), output
+
+
 def test_extension_is_enabled_in_this_environment():
     listing = subprocess.run(
         [sys.executable, "-m", "jupyter", "server", "extension", "list"],

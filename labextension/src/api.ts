@@ -1,0 +1,66 @@
+/**
+ * The kz REST API, through JupyterLab's ServerConnection (token, XSRF and base URL included).
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+/** One deployment as `GET /kz/api/deployments` lists it. */
+export interface IDeployment {
+  name: string;
+  model: string;
+  status: string;
+  engine: string | null;
+  created_at: number;
+  replicas: { id: string; status: string }[];
+  error: { code: string; message: string; remediation: string } | null;
+}
+
+/** The server machine as `GET /kz/api/hardware` describes it. */
+export interface IHardware {
+  cpu_model: string;
+  cpu_cores_physical: number;
+  ram_total: number;
+  ram_available: number;
+  gpus: { index: number; name: string; memory_total: number; memory_free: number }[];
+  gpu_note: string;
+}
+
+/** One engine as `GET /kz/api/engines` lists it. */
+export interface IEngine {
+  name: string;
+  available: boolean;
+  reason: string;
+}
+
+/** A log tail: per replica, its lines and the detected issue lines [index, code, line]. */
+export interface ILogs {
+  name: string;
+  replicas: Record<string, { lines: string[]; issues: [number, string, string][] }>;
+}
+
+/** An error the server answered, with its message. */
+export class KzApiError extends Error {}
+
+/** Send a request to `/kz/api/...`; the server's message becomes the error. */
+export async function requestAPI<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, 'kz/api', path);
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new KzApiError(`Cannot reach the kz server: ${error}`);
+  }
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : {};
+  if (!response.ok) {
+    throw new KzApiError(data.message || data.reason || `${response.status} ${response.statusText}`);
+  }
+  return data as T;
+}
+
+/** Bytes as GiB or MiB. */
+export function formatBytes(size: number): string {
+  const gib = size / 1024 ** 3;
+  return gib >= 1 ? `${gib.toFixed(1)} GiB` : `${(size / 1024 ** 2).toFixed(0)} MiB`;
+}

@@ -1,0 +1,226 @@
+/**
+ * The kz sidebar: the hardware summary, a deploy form, and the deployments with their status,
+ * stop, restart and logs; refreshed while the sidebar is shown.
+ */
+import { Widget } from '@lumino/widgets';
+
+import { IDeployment, IEngine, IHardware, formatBytes, requestAPI } from './api';
+
+const REFRESH_MS = 2000;
+
+/** Make an element with a class and text. */
+function element<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className = '',
+  text = ''
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  node.className = className;
+  node.textContent = text;
+  return node;
+}
+
+/** The sidebar panel. `openLogs` shows a deployment's log in the main area. */
+export class KzSidebar extends Widget {
+  constructor(private openLogs: (name: string) => void) {
+    super();
+    this.id = 'kz-sidebar';
+    this.addClass('kz-sidebar');
+    this.title.caption = 'kz-jupyter: local LLMs';
+    this.node.append(
+      element('h3', '', 'Hardware'),
+      this._hardware,
+      element('h3', '', 'Deploy'),
+      this.buildForm(),
+      element('h3', '', 'Deployments'),
+      this._deployments
+    );
+  }
+
+  protected onAfterShow(): void {
+    void this.refresh(true);
+    this._timer = window.setInterval(() => void this.refresh(false), REFRESH_MS);
+  }
+
+  protected onAfterHide(): void {
+    window.clearInterval(this._timer);
+  }
+
+  protected onAfterAttach(): void {
+    if (this.isVisible) {
+      this.onAfterShow();
+    }
+  }
+
+  protected onBeforeDetach(): void {
+    window.clearInterval(this._timer);
+  }
+
+  /** Read deployments (and, the first time, hardware and engines) again. */
+  async refresh(everything: boolean): Promise<void> {
+    try {
+      if (everything) {
+        const [hardware, engines] = await Promise.all([
+          requestAPI<IHardware>('hardware?engines=false'),
+          requestAPI<IEngine[]>('engines')
+        ]);
+        this.showHardware(hardware);
+        this.showEngines(engines);
+      }
+      this.showDeployments(await requestAPI<IDeployment[]>('deployments'));
+    } catch (error) {
+      this.say(`${error}`, true);
+    }
+  }
+
+  private buildForm(): HTMLFormElement {
+    const form = element('form', 'kz-form');
+    this._model.value = 'smollm2';
+    this._model.name = 'model';
+    this._model.placeholder = 'preset, pip-shipped model, path or Hub repo';
+    this._engine.name = 'engine';
+    this._engine.append(new Option('auto (best for this machine)', ''));
+    this._context.name = 'context';
+    this._context.type = 'number';
+    this._context.min = '256';
+    this._context.placeholder = 'the model default (up to 4096)';
+    const labelled = (text: string, input: HTMLElement) => {
+      const label = element('label', '', text);
+      label.appendChild(input);
+      return label;
+    };
+    const submit = element('button', 'jp-mod-styled jp-mod-accept', 'Deploy');
+    submit.type = 'submit';
+    form.append(
+      labelled('Model', this._model),
+      labelled('Engine', this._engine),
+      labelled('Context (tokens)', this._context),
+      submit,
+      this._message
+    );
+    form.addEventListener('submit', event => {
+      event.preventDefault();
+      void this.deploy();
+    });
+    return form;
+  }
+
+  private async deploy(): Promise<void> {
+    const body: Record<string, unknown> = { model: this._model.value.trim() };
+    if (this._engine.value) {
+      body.engine = this._engine.value;
+    }
+    if (this._context.value) {
+      body.context_length = Number(this._context.value);
+    }
+    try {
+      const record = await requestAPI<IDeployment>('deployments', {
+        method: 'POST',
+        body: JSON.stringify(body)
+      });
+      this.say(`Deploying ${record.model} as '${record.name}'`, false);
+      await this.refresh(false);
+    } catch (error) {
+      this.say(`${error}`, true);
+    }
+  }
+
+  private async act(name: string, action: 'stop' | 'restart'): Promise<void> {
+    const path = `deployments/${encodeURIComponent(name)}`;
+    try {
+      if (action === 'stop') {
+        await requestAPI(path, { method: 'DELETE' });
+      } else {
+        await requestAPI(`${path}/restart`, { method: 'POST' });
+      }
+      await this.refresh(false);
+    } catch (error) {
+      this.say(`${action} ${name}: ${error}`, true);
+    }
+  }
+
+  private say(text: string, isError: boolean): void {
+    this._message.textContent = text;
+    this._message.classList.toggle('kz-error', isError);
+  }
+
+  private showHardware(hardware: IHardware): void {
+    const lines = [
+      `CPU: ${hardware.cpu_model} (${hardware.cpu_cores_physical} cores)`,
+      `RAM: ${formatBytes(hardware.ram_available)} free of ${formatBytes(hardware.ram_total)}`,
+      ...(hardware.gpus.length
+        ? hardware.gpus.map(
+            gpu =>
+              `GPU ${gpu.index}: ${gpu.name}, ${formatBytes(gpu.memory_free)} free of ` +
+              formatBytes(gpu.memory_total)
+          )
+        : [`GPU: none (${hardware.gpu_note})`])
+    ];
+    this._hardware.replaceChildren(...lines.map(line => element('div', '', line)));
+  }
+
+  private showEngines(engines: IEngine[]): void {
+    for (const engine of engines) {
+      if (![...this._engine.options].some(option => option.value === engine.name)) {
+        const label = engine.available ? engine.name : `${engine.name} (not usable here)`;
+        const option = new Option(label, engine.name);
+        option.disabled = !engine.available;
+        option.title = engine.reason;
+        this._engine.append(option);
+      }
+    }
+  }
+
+  private showDeployments(deployments: IDeployment[]): void {
+    if (!deployments.length) {
+      this._deployments.replaceChildren(element('div', '', 'No deployments yet.'));
+      return;
+    }
+    this._deployments.replaceChildren(
+      ...deployments.map(deployment => this.deploymentRow(deployment))
+    );
+  }
+
+  private deploymentRow(deployment: IDeployment): HTMLElement {
+    const row = element('div', 'kz-deployment');
+    row.dataset.deployment = deployment.name;
+    const ready = deployment.replicas.filter(r => r.status === 'DEPLOYED').length;
+    const status = element('span', `kz-status kz-status-${deployment.status}`, deployment.status);
+    const title = element('div');
+    title.append(
+      element('b', '', deployment.name),
+      ' ',
+      status,
+      ` ${deployment.engine ?? '-'} ${ready}/${deployment.replicas.length}`
+    );
+    row.append(title, element('div', '', deployment.model));
+    if (deployment.error) {
+      const error = deployment.error;
+      row.append(
+        element('div', 'kz-error', `[${error.code}] ${error.message}`),
+        element('div', 'kz-remediation', `What to do: ${error.remediation}`)
+      );
+    }
+    const buttons = element('div');
+    const button = (label: string, onClick: () => void, disabled = false) => {
+      const node = element('button', 'jp-mod-styled', label);
+      node.disabled = disabled;
+      node.addEventListener('click', onClick);
+      buttons.appendChild(node);
+    };
+    const ended = deployment.status === 'STOPPED' || deployment.status === 'FAILED';
+    button('stop', () => void this.act(deployment.name, 'stop'), ended);
+    button('restart', () => void this.act(deployment.name, 'restart'));
+    button('logs', () => this.openLogs(deployment.name));
+    row.appendChild(buttons);
+    return row;
+  }
+
+  private _hardware = element('div', 'kz-hardware');
+  private _deployments = element('div', 'kz-deployments');
+  private _model = element('input');
+  private _engine = element('select');
+  private _context = element('input');
+  private _message = element('div', 'kz-message');
+  private _timer = 0;
+}
