@@ -145,6 +145,15 @@ class KzClient:
         """Stop a deployment and return its final record."""
         return self._request("DELETE", "deployments", name)
 
+    def share(self, name: str, share: str) -> dict:
+        """Share a deployment: 'private', 'all' or 'group:NAME' (owner or admin)."""
+        return self._request("PATCH", "deployments", name, json={"share": share})
+
+    def audit(self, limit: int = 200, user: str | None = None) -> list[dict]:
+        """The latest audit entries (admins only)."""
+        params = {"limit": limit} | ({"user": user} if user else {})
+        return self._request("GET", "audit", params=params)
+
     def restart(self, name: str) -> dict:
         """Stop a deployment (when running) and deploy it again; return the new record."""
         return self._request("POST", "deployments", name, "restart")

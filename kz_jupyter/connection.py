@@ -31,11 +31,13 @@ class ServerConnection:
 
 
 def _from_environment() -> ServerConnection | None:
-    """A server named by KZ_SERVER_URL (and KZ_TOKEN)."""
+    """A server named by KZ_SERVER_URL, opened by KZ_TOKEN; in a JupyterHub user's kernel, the
+    kz service the hub configured, opened by the token the hub gave the user's server."""
     url = os.environ.get("KZ_SERVER_URL")
     if not url:
         return None
-    return ServerConnection(url, os.environ.get("KZ_TOKEN", ""), "environment")
+    token = os.environ.get("KZ_TOKEN") or os.environ.get("JUPYTERHUB_API_TOKEN", "")
+    return ServerConnection(url, token, "environment")
 
 
 def _from_parent_jupyter_server() -> ServerConnection | None:

@@ -16,7 +16,9 @@ from kz_jupyter.magics.panel import Refresher, TextRepr, status_html
 from kz_jupyter.magics.text import format_age, format_bytes, format_deployments
 
 REFRESH_SECONDS = 1.0
-COLUMNS = ("name", "model", "engine", "status", "replicas", "endpoint", "memory", "age", "")
+COLUMNS = (
+    "name", "model", "engine", "status", "replicas", "endpoint", "memory", "age", "owner", "",
+)  # fmt: skip
 ENDED = ("STOPPED", "FAILED")
 
 
@@ -54,6 +56,8 @@ class DeploymentRow:
             else "-",
             "memory": memory_text(record),
             "age": format_age(record["created_at"]),
+            "owner": escape(record.get("owner") or "-")
+            + f"<br><small>{escape(record.get('visibility', 'private'))}</small>",
         }
         if record.get("error"):
             values["status"] += f"<br><small>{escape(record['error']['remediation'])}</small>"

@@ -16,6 +16,7 @@ from kz_jupyter.magics.panel import in_kernel
 from kz_jupyter.magics.progress import DownloadBar
 from kz_jupyter.magics.rag_magics import add_rag_parser, run_rag
 from kz_jupyter.magics.text import (
+    format_audit,
     format_deletion,
     format_engines,
     format_failure,
@@ -45,6 +46,7 @@ USAGE = """\
              --revision R --force
     --keep-alive S: unload after S idle seconds (-1: never); the next request reloads it
     --resource NAME=AMOUNT (repeat), --gpus N: Ray resources each replica needs
+    --share all|group:NAME (repeat): in JupyterHub, who else sees and uses it
 %kz chat NAME PROMPT... [--max-tokens N] [--temperature T]
                                 stream a reply (%%kz chat NAME: the cell body is the prompt;
                                 in a notebook, %kz chat NAME alone opens a chat widget)
@@ -52,6 +54,8 @@ USAGE = """\
 %kz logs NAME [--lines N] [--follow]   the engine's log, issue lines marked with '!'
                                 (in a notebook: a live tail)
 %kz stop NAME                   stop a deployment and its engine processes
+%kz share NAME all|private|group:NAME   who else sees and uses it (owner or admin)
+%kz audit [--user U] [--limit N]       who deployed, stopped, shared what (admins)
 %kz models                      models here: size, format, quants, last use, deployments
 %kz rm MODEL [--yes]            delete a cached model (shows what is freed first)
 %kz rag ...                     retrieval over your documents (%kz rag: its commands)"""
@@ -114,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         if command == "deploy":
             sub.add_argument("--name")
             sub.add_argument("--keep-alive", type=int)
+            sub.add_argument("--share", action="append", metavar="all|private|group:NAME")
     chat = commands.add_parser("chat", add_help=False)
     chat.add_argument("name", nargs="?")
     chat.add_argument("prompt", nargs="*")
@@ -125,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--follow", action="store_true")
     stop = commands.add_parser("stop", add_help=False)
     stop.add_argument("name")
+    share = commands.add_parser("share", add_help=False)
+    share.add_argument("name")
+    share.add_argument("share", metavar="all|private|group:NAME")
+    audit = commands.add_parser("audit", add_help=False)
+    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--user")
     return parser
 
 
@@ -223,8 +234,9 @@ class KzMagics(Magics):
 
     def _do_deploy(self, args, cell) -> object:
         record = self.client.deploy(
-            args.model, name=args.name, keep_alive=args.keep_alive, **_options(args)
-        )
+            args.model, name=args.name, keep_alive=args.keep_alive, share=args.share,
+            **_options(args),
+        )  # fmt: skip
         name, started = record["name"], record["created_at"]
         if in_kernel():
             return self._deploy_panel(args.model, name, started)
@@ -292,6 +304,13 @@ class KzMagics(Magics):
     def _do_stop(self, args, cell) -> None:
         record = self.client.stop(args.name)
         print(f"'{record['name']}' is {record['status']}.")
+
+    def _do_share(self, args, cell) -> None:
+        record = self.client.share(args.name, args.share)
+        print(f"'{record['name']}' is shared: {record['visibility']}.")
+
+    def _do_audit(self, args, cell) -> None:
+        print(format_audit(self.client.audit(args.limit, args.user)))
 
 
 def _options(args) -> dict:

@@ -67,10 +67,11 @@ def format_age(since: float) -> str:
 
 
 def format_deployments(deployments: list[dict]) -> str:
-    """Render deployments as a table: name, status, engine, replicas, model, age."""
+    """Render deployments as a table: name, status, engine, replicas, model, age, owner, who
+    else sees it."""
     if not deployments:
         return "No deployments. Start one with: %kz deploy smollm2"
-    rows = [("NAME", "STATUS", "ENGINE", "REPLICAS", "MODEL", "AGE")]
+    rows = [("NAME", "STATUS", "ENGINE", "REPLICAS", "MODEL", "AGE", "OWNER", "SHARED")]
     for d in deployments:
         ready = sum(1 for r in d["replicas"] if r["status"] == "DEPLOYED")
         rows.append(
@@ -81,6 +82,8 @@ def format_deployments(deployments: list[dict]) -> str:
                 f"{ready}/{len(d['replicas'])}",
                 d["model"],
                 format_age(d["created_at"]),
+                d.get("owner") or "-",
+                d.get("visibility", "private"),
             )
         )
     return format_table(rows)
@@ -207,3 +210,16 @@ def format_deletion(plan: dict) -> str:
     if plan["deleted"]:
         return head + "."
     return f"{head}.\n  " + "\n  ".join(plan["paths"][:10]) + "\nRun again with --yes to delete."
+
+
+def format_audit(entries: list[dict]) -> str:
+    """Render audit entries: when, who, what, on what, details."""
+    if not entries:
+        return "The audit log is empty."
+    rows = [("WHEN", "USER", "ACTION", "TARGET", "DETAILS")]
+    for entry in entries:
+        known = ("at", "user", "action", "target")
+        details = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in known)
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["at"]))
+        rows.append((when, entry["user"], entry["action"], entry["target"], details))
+    return format_table(rows)

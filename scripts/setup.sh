@@ -45,6 +45,9 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "Note: the browser tests need Chromium (Debian: apt-get install chromium)." >&2
   fi
 fi
+# The JupyterHub tests run a real hub, whose proxy is configurable-http-proxy (npm).
+[ -x .hub-tools/node_modules/.bin/configurable-http-proxy ] || \
+  npm install --prefix .hub-tools --no-audit --no-fund -q "configurable-http-proxy@5" >/dev/null
 # The tests serve model repos through olah, a Hugging Face Hub on loopback. It pins other versions
 # of shared dependencies (psutil), so it lives in its own environment.
 [ -x .venv-hub/bin/python ] || "$PYTHON" -m venv .venv-hub

@@ -13,12 +13,14 @@ from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 from kz_jupyter.engine_envs import EngineEnvironments, default_envs_dir
 from kz_jupyter.engines.pool import RayPool
 from kz_jupyter.hub import HubSettings
+from kz_jupyter.server_ext.audit import AuditLog
 from kz_jupyter.server_ext.controller import Controller, HealingPolicy
 from kz_jupyter.server_ext.engine_handlers import ENGINE_HANDLERS, EngineInstalls
 from kz_jupyter.server_ext.handlers import API_HANDLERS
 from kz_jupyter.server_ext.model_handlers import MODEL_HANDLERS
 from kz_jupyter.server_ext.proxy import PROXY_HANDLERS
 from kz_jupyter.server_ext.pulls import PullJobs
+from kz_jupyter.server_ext.quotas import DeployPolicy
 from kz_jupyter.server_ext.replicas import ReplicaRunner, ReplicaSettings
 from kz_jupyter.server_ext.restore import restore_deployments
 from kz_jupyter.server_ext.store import DeploymentStore
@@ -105,6 +107,27 @@ class KzApp(ExtensionApp):
         help="Where `%kz engines install` creates engine environments. "
         "Environment: KZ_ENGINE_ENVS_DIR; default ~/.local/share/kz-jupyter/engines.",
     )
+    deploy_users = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help="Users who may deploy (with deploy_groups); both empty: everyone. Others still "
+        "see and use what is shared with them. Admins always may.",
+    )
+    deploy_groups = List(
+        Unicode(), default_value=[], config=True, help="Hub groups whose members may deploy."
+    )
+    max_deployments_per_user = Int(
+        0, config=True, help="Active deployments one user may run at once; 0: no limit."
+    )
+    max_memory_per_deployment = Float(
+        0.0,
+        config=True,
+        help="Most memory (GiB, as planned) one deployment may take; 0: no limit.",
+    )
+    audit_log = Unicode(
+        config=True, help="The audit log (JSON lines); default: state_dir/audit.jsonl."
+    )
     hf_token = Unicode(
         None,
         allow_none=True,
@@ -123,6 +146,10 @@ class KzApp(ExtensionApp):
     @default("engine_envs_dir")
     def _default_engine_envs_dir(self) -> str:
         return str(default_envs_dir())
+
+    @default("audit_log")
+    def _default_audit_log(self) -> str:
+        return os.path.join(self.state_dir, "audit.jsonl")
 
     @default("state_dir")
     def _default_state_dir(self) -> str:
@@ -168,6 +195,13 @@ class KzApp(ExtensionApp):
             kz_http_client=self.http_client,
             kz_pulls=PullJobs(self.controller),
             kz_engine_installs=EngineInstalls(self.controller.environments),
+            kz_audit=AuditLog(Path(self.audit_log)),
+            kz_policy=DeployPolicy(
+                users=frozenset(self.deploy_users),
+                groups=frozenset(self.deploy_groups),
+                max_per_user=self.max_deployments_per_user,
+                max_memory=int(self.max_memory_per_deployment * 1024**3),
+            ),
         )
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:

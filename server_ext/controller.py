@@ -22,6 +22,7 @@ from kz_jupyter.model_sources import ModelSource
 from kz_jupyter.planner import Overrides, Plan, PlanError
 from kz_jupyter.provisioning import fetch, prepare, resolve
 from kz_jupyter.references import LocalPath, ModelReference, ModelReferenceError
+from kz_jupyter.server_ext.access import parse_share, visibility
 from kz_jupyter.server_ext.idle import IdleUnloader
 from kz_jupyter.server_ext.records import NAME_PATTERN, Deployment, Replica
 from kz_jupyter.server_ext.replicas import EngineFailure, ReplicaRunner
@@ -50,6 +51,7 @@ class DeployRequest:
     overrides: Overrides = Overrides()
     revision: str | None = None
     keep_alive: int | None = None
+    share: tuple[str, ...] = ()  # who else sees it: "*" everyone, else hub group names
 
     def to_body(self) -> dict:
         """The request as a POST body (what is kept to deploy it again after a restart)."""
@@ -58,6 +60,7 @@ class DeployRequest:
             "name": self.name,
             "revision": self.revision,
             "keep_alive": self.keep_alive,
+            "share": visibility(self.share).split(","),
         }
         body |= dataclasses.asdict(self.overrides) | {"extra_args": list(self.overrides.extra_args)}
         return {key: value for key, value in body.items() if value is not None}
@@ -79,6 +82,16 @@ def _text(body: dict, key: str, example: str) -> str | None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise DeployRequestError(f"'{key}' must be a string such as {example!r}.")
     return value.strip() if value else None
+
+
+def parse_share_field(body: dict) -> tuple[str, ...]:
+    """The optional 'share' field: private (default), all, group:NAME, or a list of groups."""
+    try:
+        return parse_share(body.get("share", "private"))
+    except ValueError:
+        raise DeployRequestError(
+            "'share' takes 'private', 'all' or 'group:NAME' (or a list of 'group:NAME')."
+        ) from None
 
 
 def parse_overrides(body: dict) -> Overrides:
@@ -176,6 +189,7 @@ def parse_deploy_request(body: object, model_roots: tuple[str, ...] = ()) -> Dep
         overrides=overrides,
         revision=revision,
         keep_alive=_integer(body, "keep_alive", -1, 30 * 86400),
+        share=parse_share_field(body),
     )
 
 
@@ -242,16 +256,26 @@ class Controller:
         """Return the deployment called name, if any."""
         return self.deployments.get(name)
 
-    async def deploy(self, request: DeployRequest) -> Deployment:
-        """Record a deployment as REQUESTED and start driving it in the background."""
+    async def deploy(self, request: DeployRequest, owner: str = "") -> Deployment:
+        """Record a deployment of owner as REQUESTED and start driving it in the background.
+
+        A stopped or failed deployment of the same name is replaced, by its owner only."""
         existing = self.deployments.get(request.name)
+        if existing is not None and existing.owner not in ("", owner):
+            raise DeployRequestError(
+                f"The name '{request.name}' is taken by another user's deployment: choose "
+                "another name with --name.",
+                status=409,
+            )
         if existing is not None and existing.status.is_active:
             raise DeployRequestError(
                 f"A deployment named '{request.name}' is already {existing.status.value}: "
                 "stop it first or choose another name with --name.",
                 status=409,
             )
-        deployment = Deployment(name=request.name, model=request.model)
+        deployment = Deployment(
+            name=request.name, model=request.model, owner=owner, shared_with=list(request.share)
+        )
         deployment.request = request.to_body()
         deployment.keep_alive = self.idle.keep_alive_for(request.keep_alive)
         self.keep(deployment)
@@ -417,7 +441,15 @@ class Controller:
             return None
         request = parse_deploy_request(deployment.request, self.model_roots)
         await self.stop(name)
-        return await self.deploy(request)
+        return await self.deploy(request, owner=deployment.owner)
+
+    def share(self, name: str, shared_with: tuple[str, ...]) -> Deployment:
+        """Change who a deployment is shared with (kept for its restarts too)."""
+        deployment = self.deployments[name]
+        deployment.shared_with = list(shared_with)
+        deployment.request = deployment.request | {"share": visibility(shared_with).split(",")}
+        deployment.changed()
+        return deployment
 
     async def _drain(self, deployment: Deployment) -> None:
         """Take replicas out of routing, then let in-flight requests finish (bounded)."""

@@ -116,9 +116,14 @@ class EngineInstallHandler(EnginesAPIHandler):
     @web.authenticated
     @authorized
     async def post(self, name: str) -> None:
-        """Install the engine into its own environment, in the background."""
+        """Install the engine into its own environment, in the background (admins only: it
+        changes the machine for everyone)."""
         self.known_or_404(name)
+        self.admin_or_403(
+            "install engines", name, f"ask an admin to run %kz engines install {name}"
+        )
         job = self.installs.start(name)
+        self.audit.record(self.viewer.name, "engine-install", name)
         self.set_status(202)
         self.set_header("Location", url_path_join(self.base_url, "kz/api/engines", name, "install"))
         self.finish(json.dumps(job.to_dict()))

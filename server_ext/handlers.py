@@ -14,7 +14,27 @@ from tornado.iostream import StreamClosedError
 
 from kz_jupyter.engine_api import get_engine
 from kz_jupyter.hardware import probe_hardware
-from kz_jupyter.server_ext.controller import Controller, DeployRequestError, parse_deploy_request
+from kz_jupyter.hub import HubError
+from kz_jupyter.model_files import ModelNotFoundError
+from kz_jupyter.planner import PlanError
+from kz_jupyter.server_ext.access import (
+    EVERYONE,
+    Viewer,
+    can_change,
+    can_see,
+    viewer_of,
+    visibility,
+)
+from kz_jupyter.server_ext.audit import AuditLog
+from kz_jupyter.server_ext.controller import (
+    Controller,
+    DeployRequest,
+    DeployRequestError,
+    parse_deploy_request,
+    parse_share_field,
+)
+from kz_jupyter.server_ext.quotas import DeployPolicy, QuotaError
+from kz_jupyter.server_ext.records import Deployment
 from kz_jupyter.states import classify_log_lines, issue_lines
 
 AUTH_RESOURCE = "kz"
@@ -39,12 +59,60 @@ class KzAPIHandler(APIHandler):
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise web.HTTPError(400, f"The request body is not valid JSON: {error}") from None
 
-    def deployment_or_404(self, name: str):
-        """Return the named deployment, answering 404 when there is none."""
+    @property
+    def viewer(self) -> Viewer:
+        """Who makes this request."""
+        return viewer_of(self.current_user)
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log."""
+        return self.settings["kz_audit"]
+
+    @property
+    def policy(self) -> DeployPolicy:
+        """The admin's limits."""
+        return self.settings["kz_policy"]
+
+    def deployment_or_404(self, name: str) -> Deployment:
+        """Return the named deployment if this user may see it; 404 otherwise (another
+        user's private deployment is not revealed)."""
         deployment = self.controller.get(name)
-        if deployment is None:
+        if deployment is None or not can_see(self.viewer, deployment.owner, deployment.shared_with):
             raise web.HTTPError(404, f"No deployment named '{name}'. List them with %kz ps.")
         return deployment
+
+    def changeable_or_403(self, name: str, action: str) -> Deployment:
+        """Return the named deployment if this user may change it; 403 (audited) otherwise."""
+        deployment = self.deployment_or_404(name)
+        if not can_change(self.viewer, deployment.owner):
+            self.audit.record(self.viewer.name, f"{action}-refused", name, owner=deployment.owner)
+            raise web.HTTPError(
+                403, f"Only its owner ({deployment.owner}) or an admin can {action} '{name}'."
+            )
+        return deployment
+
+    def admin_or_403(self, action: str, target: str, remedy: str = "") -> None:
+        """Refuse (and audit) a request that only admins may make."""
+        if not self.viewer.admin:
+            self.audit.record(self.viewer.name, "admin-refused", target, wanted=action)
+            raise web.HTTPError(
+                403, f"Only an admin can {action}" + (f": {remedy}." if remedy else ".")
+            )
+
+    async def check_groups(self, shared_with: tuple[str, ...]) -> None:
+        """Every group a deployment is shared with must exist in the hub."""
+        groups = [g for g in shared_with if g != EVERYONE]
+        if not groups:
+            return
+        group_exists = getattr(self.identity_provider, "group_exists", None)
+        if group_exists is None:
+            raise web.HTTPError(
+                400, "Sharing with a group needs JupyterHub: share with all, or keep it private."
+            )
+        for group in groups:
+            if not await group_exists(group):
+                raise web.HTTPError(400, f"No hub group named '{group}'.")
 
 
 class DeploymentsHandler(KzAPIHandler):
@@ -53,27 +121,53 @@ class DeploymentsHandler(KzAPIHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        """List every deployment."""
-        self.finish(json.dumps([d.to_dict() for d in self.controller.list()]))
+        """List the deployments this user may see."""
+        viewer = self.viewer
+        visible = [d for d in self.controller.list() if can_see(viewer, d.owner, d.shared_with)]
+        self.finish(json.dumps([d.to_dict() for d in visible]))
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        """Accept a deploy request; the deployment proceeds in the background."""
+        """Accept a deploy request within the admin's limits; it proceeds in the background."""
+        viewer = self.viewer
         try:
             request = parse_deploy_request(self.json_body(), self.controller.model_roots)
-            deployment = await self.controller.deploy(request)
+            await self.check_groups(request.share)
+            self.policy.check_may_deploy(viewer)
+            running = [d for d in self.controller.list() if d.owner == viewer.name]
+            self.policy.check_count(viewer, sum(d.status.is_active for d in running))
+            await self.check_memory(viewer, request)
+            deployment = await self.controller.deploy(request, owner=viewer.name)
         except DeployRequestError as error:
             raise web.HTTPError(error.status, str(error)) from None
+        except QuotaError as error:
+            self.audit.record(viewer.name, "deploy-refused", request.name, reason=str(error))
+            raise web.HTTPError(403, str(error)) from None
+        self.audit.record(
+            viewer.name, "deploy", deployment.name, model=request.model,
+            share=visibility(request.share),
+        )  # fmt: skip
         self.set_status(202)
         self.set_header(
             "Location", url_path_join(self.base_url, "kz/api/deployments", deployment.name)
         )
         self.finish(json.dumps(deployment.to_dict()))
 
+    async def check_memory(self, viewer: Viewer, request: DeployRequest) -> None:
+        """With a per-deployment memory limit, plan first and refuse what is over it (a plan
+        that fails here fails the deployment later, with its own message)."""
+        if viewer.admin or not self.policy.max_memory:
+            return
+        try:
+            plan, _ = await self.controller.runner.blocking(self.controller.plan, request)
+        except (PlanError, ModelNotFoundError, HubError):
+            return
+        self.policy.check_memory(viewer, int(plan.memory.get("total", 0)))
+
 
 class DeploymentHandler(KzAPIHandler):
-    """GET shows one deployment; DELETE stops it."""
+    """GET shows one deployment; PATCH changes who it is shared with; DELETE stops it."""
 
     @web.authenticated
     @authorized
@@ -83,10 +177,28 @@ class DeploymentHandler(KzAPIHandler):
 
     @web.authenticated
     @authorized
+    async def patch(self, name: str) -> None:
+        """Share with {"share": "private" | "all" | "group:NAME" | [...]} (owner or admin)."""
+        self.changeable_or_403(name, "share")
+        body = self.json_body()
+        if not isinstance(body, dict) or "share" not in body:
+            raise web.HTTPError(400, 'Send {"share": "private" | "all" | "group:NAME"}.')
+        try:
+            shared_with = parse_share_field(body)
+        except DeployRequestError as error:
+            raise web.HTTPError(400, str(error)) from None
+        await self.check_groups(shared_with)
+        deployment = self.controller.share(name, shared_with)
+        self.audit.record(self.viewer.name, "share", name, share=visibility(shared_with))
+        self.finish(json.dumps(deployment.to_dict()))
+
+    @web.authenticated
+    @authorized
     async def delete(self, name: str) -> None:
-        """Stop the deployment and end its engine processes."""
-        self.deployment_or_404(name)
+        """Stop the deployment and end its engine processes (owner or admin)."""
+        self.changeable_or_403(name, "stop")
         deployment = await self.controller.stop(name)
+        self.audit.record(self.viewer.name, "stop", name, owner=deployment.owner)
         self.finish(json.dumps(deployment.to_dict()))
 
 
@@ -96,12 +208,13 @@ class RestartHandler(KzAPIHandler):
     @web.authenticated
     @authorized
     async def post(self, name: str) -> None:
-        """Restart with the request the deployment was made with."""
-        self.deployment_or_404(name)
+        """Restart with the request the deployment was made with (owner or admin)."""
+        self.changeable_or_403(name, "restart")
         try:
             deployment = await self.controller.restart(name)
         except DeployRequestError as error:
             raise web.HTTPError(error.status, str(error)) from None
+        self.audit.record(self.viewer.name, "restart", name, owner=deployment.owner)
         self.set_status(202)
         self.finish(json.dumps(deployment.to_dict()))
 
@@ -167,6 +280,24 @@ class LogsHandler(KzAPIHandler):
         super().on_connection_close()
 
 
+class AuditHandler(KzAPIHandler):
+    """GET the audit log (admins only): ?limit=N, ?user=NAME."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """The latest actions, oldest first."""
+        self.admin_or_403("read the audit log", "audit")
+        try:
+            limit = int(self.get_argument("limit", "200"))
+        except ValueError:
+            raise web.HTTPError(400, "'limit' must be an integer.") from None
+        if not 1 <= limit <= MAX_LOG_LINES:
+            raise web.HTTPError(400, f"'limit' must be from 1 to {MAX_LOG_LINES}.")
+        user = self.get_argument("user", None)
+        self.finish(json.dumps(self.audit.read(limit, user)))
+
+
 class HardwareHandler(KzAPIHandler):
     """GET the hardware profile of the machine the server runs on."""
 
@@ -188,4 +319,5 @@ API_HANDLERS = [
     (rf"/kz/api/deployments/{NAME}/logs", LogsHandler),
     (rf"/kz/api/deployments/{NAME}/restart", RestartHandler),
     (r"/kz/api/hardware", HardwareHandler),
+    (r"/kz/api/audit", AuditHandler),
 ]

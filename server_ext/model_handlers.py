@@ -17,6 +17,7 @@ from kz_jupyter.presets import builtin_presets
 from kz_jupyter.server_ext.controller import DeployRequestError, parse_deploy_request
 from kz_jupyter.server_ext.handlers import KzAPIHandler
 from kz_jupyter.server_ext.pulls import PullJobs
+from kz_jupyter.server_ext.quotas import QuotaError
 
 MAX_QUERY = 200
 
@@ -121,7 +122,12 @@ class PullsHandler(ModelsAPIHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        """Start downloading the files a deployment would use here; 202 with the job."""
+        """Start downloading the files a deployment would use here; 202 with the job (for
+        users who may deploy)."""
+        try:
+            self.policy.check_may_deploy(self.viewer)
+        except QuotaError as error:
+            raise web.HTTPError(403, str(error)) from None
         body = self.json_body()
         request = self.deploy_request(body)
         redownload = isinstance(body, dict) and body.get("redownload") is True
@@ -169,9 +175,14 @@ class ModelHandler(ModelsAPIHandler):
     @web.authenticated
     @authorized
     async def delete(self, name: str) -> None:
-        """Plan or carry out deleting a cached model."""
+        """Plan or carry out deleting a cached model (deleting: admins only, the cache is
+        shared)."""
         settings = self.controller.hub_settings()
         dry_run = self.get_argument("dry_run", "false").lower() in ("1", "true", "yes")
+        if not dry_run:
+            self.admin_or_403(
+                "delete cached models", name, f"ask an admin to run %kz rm {name} --yes"
+            )
         try:
             plan = await self.controller.runner.blocking(plan_deletion, name, settings)
         except CacheError as error:
@@ -184,6 +195,7 @@ class ModelHandler(ModelsAPIHandler):
             )
         if not dry_run:
             plan = await self.controller.runner.blocking(delete_cached, name, settings)
+            self.audit.record(self.viewer.name, "model-delete", name, freed=plan.freed_bytes)
         self.finish(json.dumps(plan.to_dict() | {"deleted": not dry_run}))
 
 

@@ -9,6 +9,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from kz_jupyter.server_ext.access import can_see
 from kz_jupyter.server_ext.handlers import KzAPIHandler
 from kz_jupyter.states import DeploymentStatus
 
@@ -33,9 +34,11 @@ class ModelsHandler(OpenAIErrorMixin, KzAPIHandler):
     @authorized
     async def get(self) -> None:
         """List deployments that take requests (DEPLOYED, or UNLOADED: loaded on request)."""
-        data = []
+        data, viewer = [], self.viewer
         for d in self.controller.list():
             if d.status not in (DeploymentStatus.DEPLOYED, DeploymentStatus.UNLOADED):
+                continue
+            if not can_see(viewer, d.owner, d.shared_with):
                 continue
             entry = {"object": "model", "created": int(d.created_at), "owned_by": "kz-jupyter"}
             data.append({"id": d.name, **entry})
@@ -59,9 +62,13 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
         if body is None:
             return
         name = body.get("model")
+        viewer = self.viewer
         deployment = self.controller.serving(name) if isinstance(name, str) else None
+        if deployment is not None and not can_see(viewer, deployment.owner, deployment.shared_with):
+            deployment = None  # another user's private deployment: as if there were none
         if deployment is None:
-            known = ", ".join(d.name for d in self.controller.list()) or "none"
+            visible = [d for d in self.controller.list() if can_see(viewer, d.owner, d.shared_with)]
+            known = ", ".join(d.name for d in visible) or "none"
             return self.openai_error(
                 404,
                 f"No deployment named {name!r} (deployments: {known}).",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kz_jupyter.server_ext.access import visibility
 from kz_jupyter.states import DeploymentStatus, ErrorCode, InstanceStatus
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -73,6 +74,8 @@ class Deployment:
     wanted: bool = True
     keep_alive: int = -1
     last_used: float = field(default_factory=time.time)
+    owner: str = ""  # the user who deployed it ("": from before owners were kept)
+    shared_with: list[str] = field(default_factory=list)  # "*": everyone; else hub groups
     on_change: Callable[[Deployment], None] | None = None
 
     def transition(self, status: DeploymentStatus, detail: str = "") -> None:
@@ -123,6 +126,9 @@ class Deployment:
             "wanted": self.wanted,
             "keep_alive": self.keep_alive,
             "last_used": self.last_used,
+            "owner": self.owner,
+            "shared_with": list(self.shared_with),
+            "visibility": visibility(self.shared_with),
         }
 
     @classmethod
@@ -143,4 +149,6 @@ class Deployment:
             wanted=data.get("wanted", True),
             keep_alive=data.get("keep_alive", -1),
             last_used=data.get("last_used", data["created_at"]),
+            owner=data.get("owner", ""),
+            shared_with=list(data.get("shared_with", [])),
         )

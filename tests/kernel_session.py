@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from kz_jupyter.engines.process import free_port
@@ -90,15 +91,15 @@ class KernelSession:
     """One websocket to a kernel: runs code and mirrors every widget model's state."""
 
     def __init__(self, url: str, token: str, kernel_id: str):
-        self.ws_url = (
-            url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels?token={token}"
-        )
+        self.ws_url = url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
+        self.token = token  # in a header: JupyterHub refuses tokens in URLs
         self.models: dict[str, dict] = {}  # comm id -> current widget state
         self.updates: list[tuple[str, dict]] = []  # (comm id, state change) as they came
         self._connection = None
 
     async def __aenter__(self) -> KernelSession:
-        self._connection = await websocket_connect(self.ws_url, max_message_size=64 << 20)
+        request = HTTPRequest(self.ws_url, headers={"Authorization": f"token {self.token}"})
+        self._connection = await websocket_connect(request, max_message_size=64 << 20)
         return self
 
     async def __aexit__(self, *exc) -> None:

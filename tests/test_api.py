@@ -17,6 +17,8 @@ ROUTES = [
     ("GET", "kz/api/deployments/x/logs"),
     ("GET", "kz/api/hardware"),
     ("POST", "kz/api/deployments/smollm2/restart"),
+    ("PATCH", "kz/api/deployments/smollm2"),
+    ("GET", "kz/api/audit"),
     ("GET", "kz/api/search"),
     ("POST", "kz/api/plan"),
     ("GET", "kz/api/pulls"),
@@ -35,7 +37,7 @@ ROUTES = [
 
 
 def body_for(method: str) -> dict:
-    return {"body": json.dumps({"model": "smollm2"})} if method == "POST" else {}
+    return {"body": json.dumps({"model": "smollm2"})} if method in ("POST", "PATCH") else {}
 
 
 async def error_of(jp_fetch, *parts, **kwargs) -> tuple[int, dict]:

@@ -23,8 +23,11 @@ def test_quickstart_runs_in_a_kernel(tmp_path, monkeypatch):
     }).execute()  # fmt: skip
 
     def text_of(source_start: str) -> str:
+        """What a cell printed and the text form of what it displayed (panels)."""
         cell = next(c for c in notebook.cells if c.source.startswith(source_start))
-        return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        return "".join(
+            o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in cell.outputs
+        )
 
     assert "llamacpp" in text_of("%kz hw")
     assert "'smollm2' is ready" in text_of("%kz deploy")
