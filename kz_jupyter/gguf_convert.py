@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kz_jupyter.data_dirs import data_dir
 from kz_jupyter.references import find_pip_shipped
+from kz_jupyter.transformers_progress import no_progress_bars
 
 
 def converted_dir() -> Path:
@@ -32,7 +33,8 @@ def as_safetensors(model: str = "smollm2") -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        _convert(gguf, staging)
+        with no_progress_bars():
+            _convert(gguf, staging)
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

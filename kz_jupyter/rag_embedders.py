@@ -3,9 +3,10 @@ serving /v1/embeddings (`deployment:NAME`)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from kz_jupyter.transformers_progress import no_progress_bars
 
 if TYPE_CHECKING:
     from kz_jupyter.client import KzClient
@@ -63,23 +64,8 @@ def load_embedder(model: str, client: Callable[[], KzClient] | None = None):
             path = str(get_model_path())
         except ImportError:
             pass
-    with quiet_loading():
+    with no_progress_bars():  # indexing shows its own progress
         return SentenceTransformer(path, device="cpu")
-
-
-@contextlib.contextmanager
-def quiet_loading() -> Iterator[None]:
-    """No "Loading weights" bar from transformers while a model loads (indexing shows its
-    own progress; a bar per search would clutter every cell)."""
-    from transformers.utils import logging as transformers_logging
-
-    was_enabled = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            transformers_logging.enable_progress_bar()
 
 
 def embed(embedder, texts: list[str], progress: ProgressCallback | None = None):

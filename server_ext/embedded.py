@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
+import os
 import secrets
 import threading
+from pathlib import Path
 
+from jupyter_core.paths import jupyter_runtime_dir
 from jupyter_server.serverapp import ServerApp
 
 from kz_jupyter.engines.process import free_port
@@ -27,6 +31,7 @@ class EmbeddedServer:
         self.token = secrets.token_hex(24)
         self.port = free_port(LOOPBACK)
         self.serverapp: ServerApp | None = None
+        self.log_path: Path | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="kz-embedded-server", daemon=True)
@@ -49,13 +54,15 @@ class EmbeddedServer:
                     "--ServerApp.port_retries=0",
                     "--ServerApp.open_browser=False",
                     "--ServerApp.allow_root=True",
-                    # 4xx answers reach the user through the client; only server faults log
+                    # answers reach the user through the client; the log (faults, 5xx) goes
+                    # to a file, not into the cell of the kernel that runs this server
                     "--ServerApp.log_level=ERROR",
                     "--KzApp.persist=False",  # an embedded app lives and ends with its process
                     f"--IdentityProvider.token={self.token}",
                 ],
                 find_extensions=False,
             )
+            self._log_to_file(app)
             app.start_app()
             self.serverapp = app
         except BaseException as error:  # reported to the starting thread
@@ -64,6 +71,18 @@ class EmbeddedServer:
             return
         self._started.set()
         app.start_ioloop()
+
+    def _log_to_file(self, app: ServerApp) -> None:
+        """Send the server's log to kz-embedded-PID.log in the Jupyter runtime folder."""
+        self.log_path = Path(jupyter_runtime_dir()) / f"kz-embedded-{os.getpid()}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.log_path)
+        handler.setLevel(logging.WARNING)  # refusals and faults, not every request
+        handler.setFormatter(logging.Formatter("[%(levelname)s %(asctime)s %(name)s] %(message)s"))
+        for old in list(app.log.handlers):
+            app.log.removeHandler(old)
+        app.log.addHandler(handler)
+        app.log.propagate = False
 
     def start(self) -> None:
         """Start serving and wait until the server listens."""
