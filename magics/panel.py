@@ -9,11 +9,8 @@ from html import escape
 
 
 class TextRepr:
-    """Mixin for ipywidgets panels: subclasses say what they show as text (and HTML)."""
-
-    def text(self) -> str:
-        """The panel as plain text."""
-        raise NotImplementedError
+    """Mixin for ipywidgets panels: subclasses define `text()` (the panel as plain text) and
+    may override `html()`."""
 
     def html(self) -> str | None:
         """The panel as static HTML, or None."""
