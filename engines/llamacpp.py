@@ -157,6 +157,10 @@ class LlamaCppEngine(Engine):
             # n_ctx x n_vocab x 4 bytes (8 GiB for Gemma 3 at 8k). Only logprobs need them:
             # deploy with --arg --logits_all --arg True for those.
             args += ["--logits_all", "False"]
+        if "--interrupt_requests" not in plan.extra_args:
+            # The server's default (True) ends a stream early, without a finish reason, as soon
+            # as another request waits: with two users, one answer would be cut short. Queue.
+            args += ["--interrupt_requests", "False"]
         if plan.chat_format:
             args += ["--chat_format", plan.chat_format]
         if plan.gpu_layers is not None:

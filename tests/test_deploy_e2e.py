@@ -74,6 +74,25 @@ async def test_deploy_chat_stop_through_rest_and_openai(
     text = "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1])
     assert "Paris" in text
 
+    # two users streaming at once: the engine queues the second request, and neither answer
+    # is cut short (llama-cpp-python's server ends a stream early when another request waits,
+    # unless told not to)
+    async def stream_events() -> list[dict]:
+        pieces: list[bytes] = []
+        body = {"model": "smollm2", "messages": QUESTION, "max_tokens": 24, "temperature": 0,
+                "stream": True}  # fmt: skip
+        await post_json(jp_fetch, "kz/v1/chat/completions", body=body,
+                        streaming_callback=pieces.append)  # fmt: skip
+        data = [line[6:] for line in b"".join(pieces).decode().splitlines()
+                if line.startswith("data: ")]  # fmt: skip
+        assert data[-1] == "[DONE]"
+        return [json.loads(event) for event in data[:-1]]
+
+    for events in await asyncio.gather(stream_events(), stream_events()):
+        assert events[-1]["choices"][0]["finish_reason"] in ("stop", "length"), events[-1]
+        answer = "".join(e["choices"][0]["delta"].get("content") or "" for e in events)
+        assert "Paris" in answer
+
     # plain completions
     completion = json_of(
         await post_json(
