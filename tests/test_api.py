@@ -6,8 +6,9 @@ import asyncio
 import json
 
 import pytest
-from conftest import json_of
 from tornado.httpclient import HTTPClientError
+
+from conftest import json_of
 
 ROUTES = [
     ("GET", "kz/api/deployments"),

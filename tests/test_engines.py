@@ -9,10 +9,11 @@ import json
 import openai
 import psutil
 import pytest
-from conftest import json_of
 from enginetools.lora import write_lora_adapter
 from test_api import error_of, wait_for_status
 from test_deploy_e2e import QUESTION, post_json
+
+from conftest import json_of
 
 pytestmark = pytest.mark.slow
 

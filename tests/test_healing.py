@@ -9,8 +9,9 @@ import shutil
 import signal
 
 import pytest
-from conftest import json_of
 from test_api import wait_for_status
+
+from conftest import json_of
 
 pytestmark = pytest.mark.slow
 

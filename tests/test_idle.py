@@ -8,8 +8,9 @@ import json
 
 import psutil
 import pytest
-from conftest import json_of
 from test_api import error_of, wait_for_status
+
+from conftest import json_of
 
 pytestmark = pytest.mark.slow
 
