@@ -37,7 +37,7 @@ FAMILY_CHAT_FORMATS = {
 
 
 # Calibrated on llama-cpp-python 0.3.36 against the peak RSS of SmolLM2 135M and Gemma 3 270M
-# with a prompt filling the context (bench/bench_memory_estimate.py): the server process without
+# with a prompt filling the context (python -m bench memory): the server process without
 # a model (Python, uvicorn, libllama mapped), its vocabulary tables per token, and the attention
 # scratch per context token (scores and softmax of one ubatch: 1.6 x heads f32 values, plus one
 # f32 mask per attention kind).

@@ -35,8 +35,9 @@ from kz_jupyter.model_shape import ModelShape
 from kz_jupyter.planner import Plan
 from kz_jupyter.states import ErrorCode
 
-# Measured with mlx-lm 0.32 on Linux CPU (bench/bench_engines.py): the server without weights.
+# Measured with mlx-lm 0.32 on Linux CPU (python -m bench engines): the server without weights.
 SERVER_BYTES = 160 * MIB
+PREFILL_STEP = 2048  # mlx_lm.server's --prefill-step-size default
 
 
 def mlx_config(config: dict) -> dict:
@@ -94,13 +95,17 @@ class MlxEngine(Engine):
     def estimate_memory(
         self, shape: ModelShape, context_length: int, hardware: HardwareProfile
     ) -> MemoryEstimate:
-        """Weights as stored, a KV cache in the weights' precision, and the server."""
+        """Weights as stored, a KV cache in the weights' precision, the attention scores of one
+        prompt step (mlx-lm reads a prompt PREFILL_STEP tokens at a time, against everything
+        before them), and the server."""
         device, available = self.memory_budget(hardware)
         factor = 2 if shape.dtype == "F32" else 1
+        step = min(context_length, PREFILL_STEP)
+        scores = shape.heads * step * context_length * 2 * factor
         return MemoryEstimate(
             weights=shape.weights_bytes,
             kv_cache=kv_cache_bytes(shape, context_length) * factor,
-            compute=4 * shape.vocab_size * factor,
+            compute=scores + 4 * shape.vocab_size * factor,
             overhead=SERVER_BYTES,
             device=device,
             available=available,

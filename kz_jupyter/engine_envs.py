@@ -83,6 +83,32 @@ def probe_environment(python: str | None, distributions: Iterable[str]) -> Envir
     assert python is not None
     if not Path(python).exists():
         return EnvironmentProbe(python, error=f"{python} does not exist")
+    key = (os.path.abspath(python), tuple(names), _packages_stamp(python))
+    if key[2] is not None and key in _probes:
+        return _probes[key]
+    probe = _run_probe(python, names)
+    if not probe.error and key[2] is not None:
+        _probes[key] = probe
+    return probe
+
+
+# Probes of other environments, kept while their packages do not change (planning asks on
+# every deploy, and each probe is a Python start: about 0.1 s).
+_probes: dict[tuple, EnvironmentProbe] = {}
+
+
+def _packages_stamp(python: str) -> tuple[float, ...] | None:
+    """When the environment's site-packages folders last changed (a package installed, removed
+    or upgraded changes them), or None when they cannot be found."""
+    folders = sorted(Path(python).parent.parent.glob("lib/python*/site-packages"))
+    try:
+        return tuple(folder.stat().st_mtime for folder in folders) or None
+    except OSError:
+        return None
+
+
+def _run_probe(python: str, names: list[str]) -> EnvironmentProbe:
+    """Run the versions script in python."""
     try:
         done = subprocess.run(
             [python, "-I", "-c", _VERSIONS_SCRIPT, *names],  # -I: not the cwd's packages

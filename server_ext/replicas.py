@@ -18,7 +18,7 @@ from kz_jupyter.planner import Plan
 from kz_jupyter.server_ext.records import Deployment, Replica
 from kz_jupyter.states import ErrorCode, InstanceStatus, classify_log_lines, issue_lines
 
-PROBE_INTERVAL = 0.25
+PROBE_INTERVAL = 0.05  # a refused connection costs nothing; a late DEPLOYED costs the user
 EXIT_CHECK_INTERVAL = 1.0
 READY_POST_TIMEOUT = 60.0  # a one-token generation: it waits for the model to load
 FINAL_LOG_LINES = 500

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -147,6 +148,23 @@ def test_probing_another_interpreter_asks_it():
     assert probe.python_version.count(".") == 2
     missing = probe_environment("/no/such/python", ["olah"])
     assert missing.error == "/no/such/python does not exist"
+
+
+def test_a_probe_is_kept_until_the_environment_s_packages_change(tmp_path):
+    site = tmp_path / "env" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    calls = tmp_path / "calls"
+    python = tmp_path / "env" / "bin" / "python"
+    python.parent.mkdir()
+    python.write_text(f'#!/bin/sh\necho run >> {calls}\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    first = probe_environment(str(python), ["pytest"])
+    assert probe_environment(str(python), ["pytest"]) == first and first.versions["pytest"]
+    assert calls.read_text().count("run") == 1
+    (site / "newly_installed").mkdir()  # what an install does to the folder
+    os.utime(site, (1, 1))  # a clearly different time, whatever the clock's resolution
+    probe_environment(str(python), ["pytest"])
+    assert calls.read_text().count("run") == 2
 
 
 @pytest.mark.parametrize("name", ["vllm", "mlx"])

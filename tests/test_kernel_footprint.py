@@ -1,5 +1,5 @@
 """`%load_ext kz_jupyter` imports nothing heavy: widgets, HTTP and model libraries load when a
-command needs them (the time itself is measured by bench/bench_kernel.py)."""
+command needs them (the time itself is measured by `python -m bench kernel`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 # Run in a fresh process with an IPython shell already up (as in a kernel): the time
-# `%load_ext kz_jupyter` takes and the modules it adds (bench/bench_kernel.py uses it too).
+# `%load_ext kz_jupyter` takes and the modules it adds (`python -m bench kernel` uses it too).
 PROBE = """
 import json, sys, time
 from IPython.core.interactiveshell import InteractiveShell

@@ -2,20 +2,16 @@
 
 Runs against the embedded app with the default healing policy (first restart after 1 s), so the
 figure is what a user sees: detection by the monitor + backoff + engine start + readiness.
-
-Usage: python bench/bench_healing.py [--rounds N] [--json PATH]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import signal
 import statistics
 import time
-from pathlib import Path
 
+from bench.report import Chart, SuiteResult
 from kz_jupyter.client import KzClient
 
 POLL = 0.05
@@ -30,19 +26,14 @@ def wait_until(client: KzClient, name: str, done) -> tuple[dict, float]:
         time.sleep(POLL)
 
 
-def main() -> None:
+def run(quick: bool) -> SuiteResult:
     """Kill the engine repeatedly and time each recovery."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--json", type=Path, default=Path("bench/results/healing.json"))
-    args = parser.parse_args()
-
     client = KzClient()
     client.deploy("smollm2", name="heal")
     record = client.wait("heal")
     assert record["status"] == "DEPLOYED", record
     detect, recover = [], []
-    for _ in range(args.rounds):
+    for _ in range(2 if quick else 5):
         restarts = record["replicas"][0]["restarts"]
         killed = time.perf_counter()
         os.kill(record["replicas"][0]["pid"], signal.SIGKILL)
@@ -57,22 +48,26 @@ def main() -> None:
         detect.append(noticed - killed)
         recover.append(healed - killed)
     client.stop("heal")
-
-    report = {
-        "death_to_error_s_p50": statistics.median(detect),
-        "death_to_deployed_s_p50": statistics.median(recover),
-        "death_to_deployed_s_max": max(recover),
-        "first_restart_backoff_s": 1.0,
-        "rounds": args.rounds,
-    }
-    print(f"engine death -> ERROR     p50 {report['death_to_error_s_p50']:.2f} s")
-    print(
-        f"engine death -> DEPLOYED  p50 {report['death_to_deployed_s_p50']:.2f} s, "
-        f"max {report['death_to_deployed_s_max']:.2f} s (includes the 1 s first backoff)"
+    rows = [
+        {
+            "from engine death to": label,
+            "rounds": len(values),
+            "p50 s": statistics.median(values),
+            "max s": max(values),
+        }
+        for label, values in (("ERROR", detect), ("DEPLOYED again", recover))
+    ]
+    return SuiteResult(
+        suite="healing",
+        title="Healing: engine killed (SIGKILL) to ERROR and to DEPLOYED again",
+        rows=rows,
+        notes=["includes the 1 s first restart backoff; the embedded app, default policy"],
+        charts=[
+            Chart(
+                "engine death to",
+                "seconds",
+                [r["from engine death to"] for r in rows],
+                {"p50": [r["p50 s"] for r in rows]},
+            )
+        ],
     )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
-
-
-if __name__ == "__main__":
-    main()

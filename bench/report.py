@@ -1,0 +1,136 @@
+"""What every suite hands back, and how it is shown: a table on stdout, JSON, a PNG of bars."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+from tabulate import tabulate
+
+
+@dataclass
+class Goal:
+    """A target from the issue, and whether this run met it."""
+
+    text: str
+    value: float
+    met: bool
+
+
+@dataclass
+class Chart:
+    """One panel of grouped bars: for each group (x), one bar per series."""
+
+    title: str
+    ylabel: str
+    groups: list[str]
+    series: dict[str, list[float]]
+
+
+@dataclass
+class SuiteResult:
+    """A suite's figures: rows for the table, notes and goals for the reader, charts to draw."""
+
+    suite: str
+    title: str
+    rows: list[dict]
+    notes: list[str] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+
+def machine() -> dict:
+    """What ran the benchmark, for the JSON."""
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "logical_cores": psutil.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+    }
+
+
+def readable(value: object) -> object:
+    """A number rounded for reading (the JSON keeps every digit); anything else as it is."""
+    if not isinstance(value, float) or value != value:  # not a float, or NaN
+        return value
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+def table(result: SuiteResult, style: str = "simple") -> str:
+    """The suite's rows as a text table."""
+    rows = [{key: readable(value) for key, value in row.items()} for row in result.rows]
+    return tabulate(rows, headers="keys", tablefmt=style, disable_numparse=True)
+
+
+def show(result: SuiteResult) -> str:
+    """The suite as text: title, table, notes, goals."""
+    lines = [f"== {result.title} ==", table(result)]
+    lines += [f"  {note}" for note in result.notes]
+    for goal in result.goals:
+        lines.append(f"  goal {'met' if goal.met else 'NOT met'}: {goal.text} ({goal.value:.3g})")
+    return "\n".join(lines)
+
+
+def write_json(result: SuiteResult, folder: Path, quick: bool) -> Path:
+    """Write NAME.json: the rows, notes, goals, details and the machine."""
+    path = folder / f"{result.suite}.json"
+    body = {"quick": quick, "machine": machine(), **asdict(result)}
+    body.pop("charts")
+    path.write_text(json.dumps(body, indent=2, default=str))
+    return path
+
+
+def write_plot(result: SuiteResult, folder: Path) -> Path | None:
+    """Write NAME.png: one panel of grouped bars per chart; None when the suite has no chart."""
+    if not result.charts:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(
+        1, len(result.charts), figsize=(4.2 * len(result.charts), 3.6), squeeze=False
+    )
+    for ax, chart in zip(axes[0], result.charts, strict=True):
+        width = 0.8 / max(1, len(chart.series))
+        for index, (label, values) in enumerate(chart.series.items()):
+            positions = [
+                g + (index - (len(chart.series) - 1) / 2) * width for g in range(len(values))
+            ]
+            ax.bar(positions, values, width, label=label)
+        ax.set_xticks(range(len(chart.groups)), chart.groups, fontsize=8)
+        ax.set_title(chart.title, fontsize=9)
+        ax.set_ylabel(chart.ylabel, fontsize=8)
+        if len(chart.series) > 1:
+            ax.legend(fontsize=7)
+    figure.suptitle(result.title, fontsize=10)
+    figure.tight_layout()
+    path = folder / f"{result.suite}.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def write_markdown(results: list[SuiteResult], folder: Path, command: str) -> Path:
+    """Write report.md: every suite's table, notes and goals, and the command that made them."""
+    parts = [f"Produced by `{command}` on {machine()['logical_cores']} cores.\n"]
+    for result in results:
+        parts.append(f"### {result.title}\n\n{table(result, 'github')}\n")
+        parts += [f"- {note}" for note in result.notes]
+        parts += [
+            f"- goal {'met' if g.met else '**not met**'}: {g.text} ({g.value:.3g})"
+            for g in result.goals
+        ]
+        parts.append("")
+    path = folder / "report.md"
+    path.write_text("\n".join(parts))
+    return path
