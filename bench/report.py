@@ -80,10 +80,9 @@ def show(result: SuiteResult) -> str:
 
 
 def write_json(result: SuiteResult, folder: Path, quick: bool) -> Path:
-    """Write NAME.json: the rows, notes, goals, details and the machine."""
+    """Write NAME.json: the rows, notes, goals, charts, details and the machine."""
     path = folder / f"{result.suite}.json"
     body = {"quick": quick, "machine": machine(), **asdict(result)}
-    body.pop("charts")
     path.write_text(json.dumps(body, indent=2, default=str))
     return path
 
@@ -97,9 +96,11 @@ def write_plot(result: SuiteResult, folder: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    widths = [max(4.2, 1.1 * len(chart.groups)) for chart in result.charts]
     figure, axes = plt.subplots(
-        1, len(result.charts), figsize=(4.2 * len(result.charts), 3.6), squeeze=False
-    )
+        1, len(result.charts), figsize=(sum(widths), 4.0), squeeze=False,
+        gridspec_kw={"width_ratios": widths},
+    )  # fmt: skip
     for ax, chart in zip(axes[0], result.charts, strict=True):
         width = 0.8 / max(1, len(chart.series))
         for index, (label, values) in enumerate(chart.series.items()):
@@ -107,7 +108,8 @@ def write_plot(result: SuiteResult, folder: Path) -> Path | None:
                 g + (index - (len(chart.series) - 1) / 2) * width for g in range(len(values))
             ]
             ax.bar(positions, values, width, label=label)
-        ax.set_xticks(range(len(chart.groups)), chart.groups, fontsize=8)
+        slanted = {"rotation": 30, "ha": "right"} if len(chart.groups) > 4 else {}
+        ax.set_xticks(range(len(chart.groups)), chart.groups, fontsize=8, **slanted)
         ax.set_title(chart.title, fontsize=9)
         ax.set_ylabel(chart.ylabel, fontsize=8)
         if len(chart.series) > 1:

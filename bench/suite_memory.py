@@ -70,7 +70,8 @@ def run(quick: bool) -> SuiteResult:
             figures = measure(model, engine, context, Path(work) / str(number))
             rows.append({"model": label, "engine": engine, "context": context, **figures})
     worst = max(abs(r["error"]) for r in rows)
-    groups = [f"{r['model'].split()[0]}\n{r['engine']} {r['context'] // 1024}k" for r in rows]
+    groups = [f"{r['model'].split('-')[0].split()[0]} {r['engine']} {r['context'] // 1024}k"
+              for r in rows]  # fmt: skip
     return SuiteResult(
         suite="memory",
         title="Memory estimate vs measured peak RSS (bare engine, context 90% filled)",
