@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,20 @@ class SuiteResult:
     goals: list[Goal] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
     details: dict = field(default_factory=dict)
+
+
+def timing_rows(column: str, samples: dict[str, list[float]]) -> list[dict]:
+    """One row per labelled list of seconds: how many, median, least, most."""
+    return [
+        {column: label, "runs": len(values), "p50 s": statistics.median(values),
+         "min s": min(values), "max s": max(values)}
+        for label, values in samples.items()
+    ]  # fmt: skip
+
+
+def p50_chart(title: str, rows: list[dict], column: str) -> Chart:
+    """Bars of the p50 seconds of timing_rows, one per row."""
+    return Chart(title, "seconds", [r[column] for r in rows], {"p50": [r["p50 s"] for r in rows]})
 
 
 def machine() -> dict:

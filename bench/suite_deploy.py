@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from bench.harness import BareEngine, JupyterServer, plan_for
-from bench.report import Chart, Goal, SuiteResult
+from bench.report import Goal, SuiteResult, p50_chart, timing_rows
 
 MODEL = "smollm2"
 
@@ -71,20 +71,8 @@ def run(quick: bool) -> SuiteResult:
                         else:
                             with BareEngine(plan, "bare", folder / "bare") as engine:
                                 bare.append(engine.ready_s)
-    rows = [
-        {
-            "path": path,
-            "runs": len(values),
-            "p50 s": statistics.median(values),
-            "min s": min(values),
-            "max s": max(values),
-        }
-        for path, values in (
-            ("deploy, Ray cold", cold),
-            ("deploy, Ray warm", warm),
-            ("bare engine by hand", bare),
-        )
-    ]
+    samples = {"deploy, Ray cold": cold, "deploy, Ray warm": warm, "bare engine by hand": bare}
+    rows = timing_rows("path", samples)
     for row, kind in zip(rows, ("cold", "warm"), strict=False):
         for phase in PHASES:
             row[f"{phase} s"] = statistics.median(p[phase] for p in phases[kind])
@@ -108,14 +96,7 @@ def run(quick: bool) -> SuiteResult:
             "pays it.",
         ],
         goals=[Goal("deploy (Ray warm) <= 1.25 x the bare engine", ratio, ratio <= 1.25)],
-        charts=[
-            Chart(
-                "to ready (p50)",
-                "seconds",
-                [r["path"] for r in rows],
-                {"p50": [r["p50 s"] for r in rows]},
-            )
-        ],
+        charts=[p50_chart("to ready (p50)", rows, "path")],
         details={
             "cold_s": cold,
             "warm_s": warm,

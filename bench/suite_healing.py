@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
-import statistics
 import time
 
-from bench.report import Chart, SuiteResult
+from bench.report import SuiteResult, p50_chart, timing_rows
 from kz_jupyter.client import KzClient
 
 POLL = 0.05
@@ -48,26 +47,12 @@ def run(quick: bool) -> SuiteResult:
         detect.append(noticed - killed)
         recover.append(healed - killed)
     client.stop("heal")
-    rows = [
-        {
-            "from engine death to": label,
-            "rounds": len(values),
-            "p50 s": statistics.median(values),
-            "max s": max(values),
-        }
-        for label, values in (("ERROR", detect), ("DEPLOYED again", recover))
-    ]
+    column = "from engine death to"
+    rows = timing_rows(column, {"ERROR": detect, "DEPLOYED again": recover})
     return SuiteResult(
         suite="healing",
         title="Healing: engine killed (SIGKILL) to ERROR and to DEPLOYED again",
         rows=rows,
         notes=["includes the 1 s first restart backoff; the embedded app, default policy"],
-        charts=[
-            Chart(
-                "engine death to",
-                "seconds",
-                [r["from engine death to"] for r in rows],
-                {"p50": [r["p50 s"] for r in rows]},
-            )
-        ],
+        charts=[p50_chart("engine death to", rows, column)],
     )

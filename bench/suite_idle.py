@@ -6,10 +6,9 @@ Runs against the embedded app.
 
 from __future__ import annotations
 
-import statistics
 import time
 
-from bench.report import Chart, SuiteResult
+from bench.report import SuiteResult, p50_chart, timing_rows
 from kz_jupyter.client import KzClient
 
 KEEP_ALIVE = 1
@@ -41,26 +40,11 @@ def run(quick: bool) -> SuiteResult:
         cold.append(first_token_seconds(client, "idle"))
         warm.append(first_token_seconds(client, "idle"))
     client.stop("idle")
-    rows = [
-        {
-            "first token": label,
-            "rounds": len(values),
-            "p50 s": statistics.median(values),
-            "max s": max(values),
-        }
-        for label, values in (("after an idle unload", cold), ("while loaded", warm))
-    ]
+    rows = timing_rows("first token", {"after an idle unload": cold, "while loaded": warm})
     return SuiteResult(
         suite="idle",
         title="Idle unload: first token after the engine was unloaded vs while loaded",
         rows=rows,
         notes=[f"keep-alive {KEEP_ALIVE} s; the embedded app"],
-        charts=[
-            Chart(
-                "first token",
-                "seconds",
-                [r["first token"] for r in rows],
-                {"p50": [r["p50 s"] for r in rows]},
-            )
-        ],
+        charts=[p50_chart("first token", rows, "first token")],
     )
