@@ -18,6 +18,7 @@ from kz_jupyter.server_ext.controller import Controller, HealingPolicy
 from kz_jupyter.server_ext.engine_handlers import ENGINE_HANDLERS, EngineInstalls
 from kz_jupyter.server_ext.handlers import API_HANDLERS
 from kz_jupyter.server_ext.model_handlers import MODEL_HANDLERS
+from kz_jupyter.server_ext.openapi import OPENAPI_HANDLERS
 from kz_jupyter.server_ext.proxy import PROXY_HANDLERS
 from kz_jupyter.server_ext.pulls import PullJobs
 from kz_jupyter.server_ext.quotas import DeployPolicy
@@ -215,7 +216,9 @@ class KzApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         """Register the REST API and the OpenAI-compatible proxy."""
-        self.handlers.extend(API_HANDLERS + MODEL_HANDLERS + ENGINE_HANDLERS + PROXY_HANDLERS)
+        self.handlers.extend(
+            API_HANDLERS + MODEL_HANDLERS + ENGINE_HANDLERS + PROXY_HANDLERS + OPENAPI_HANDLERS
+        )
 
     async def stop_extension(self) -> None:
         """Stop every deployment when the server stops: no engine outlives it."""

@@ -1,0 +1,276 @@
+"""The OpenAPI 3.1 description of kz-jupyter's REST API and OpenAI-compatible proxy, served at
+GET /kz/api/openapi.json (a test keeps it equal to the registered routes)."""
+
+from __future__ import annotations
+
+import json
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from kz_jupyter.server_ext.handlers import KzAPIHandler
+
+NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,62}$"}
+OBJECT = {"type": "object", "additionalProperties": True}
+ERROR = {"$ref": "#/components/schemas/Error"}
+OPENAI_ERROR = {"$ref": "#/components/schemas/OpenAIError"}
+
+
+def integer(low: int, high: int) -> dict:
+    """An integer schema within [low, high]."""
+    return {"type": "integer", "minimum": low, "maximum": high}
+
+
+DEPLOY_REQUEST = {
+    "type": "object",
+    "required": ["model"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "description": "path, pip model or repo id"},
+        "name": NAME,
+        "revision": {"type": "string", "minLength": 1},
+        "engine": {"type": "string", "minLength": 1},
+        "context_length": integer(64, 1_048_576),
+        "replicas": integer(1, 16),
+        "gpu_layers": integer(-1, 100_000),
+        "dtype": {"type": "string", "minLength": 1},
+        "quantization": {"type": "string", "minLength": 1},
+        "tensor_parallel": integer(1, 64),
+        "extra_args": {"type": "array", "items": {"type": "string"}},
+        "force": {"type": "boolean"},
+        "resources": {"type": "object", "additionalProperties": {"type": "number",
+                                                                  "exclusiveMinimum": 0}},
+        "num_gpus": {"type": "number", "minimum": 0},
+        "gpu_memory_utilization": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "lora_adapters": {"type": "object", "additionalProperties": {"type": "string"}},
+        "keep_alive": integer(-1, 30 * 86400),
+        "share": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+    },
+}  # fmt: skip
+
+
+def answers(*codes: int, openai: bool = False) -> dict:
+    """The responses of an operation: JSON on success, an error body otherwise."""
+    error = OPENAI_ERROR if openai else ERROR
+    table = {}
+    for code in codes:
+        schema = OBJECT if code < 400 else error
+        text = "success" if code < 400 else "refused, with a message that says what to do"
+        table[str(code)] = {"description": text,
+                            "content": {"application/json": {"schema": schema}}}  # fmt: skip
+    return table
+
+
+def query(name: str, schema: dict, text: str) -> dict:
+    """A query parameter."""
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+
+
+def path_name(name: str = "name") -> dict:
+    """The NAME path parameter."""
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def body(schema: dict, required: bool = True) -> dict:
+    """A JSON request body."""
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+BOOLEAN_TEXT = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}
+CHAT = {
+    "type": "object",
+    "required": ["model"],
+    "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string"},
+        "messages": {"type": "array"},
+        "stream": {"type": "boolean"},
+        "max_tokens": {"type": "integer"},
+    },
+}
+
+PATHS = {
+    "/kz/api/openapi.json": {"get": {"summary": "This description", "responses": answers(200)}},
+    "/kz/api/deployments": {
+        "get": {"summary": "The deployments this user can see", "responses": answers(200)},
+        "post": {
+            "summary": "Deploy a model",
+            "requestBody": body(DEPLOY_REQUEST),
+            "responses": answers(202, 400, 403, 409),
+        },
+    },
+    "/kz/api/deployments/{name}": {
+        "parameters": [path_name()],
+        "get": {"summary": "One deployment", "responses": answers(200, 404)},
+        "patch": {
+            "summary": "Share it",
+            "responses": answers(200, 400, 403, 404),
+            "requestBody": body(
+                {
+                    "type": "object",
+                    "required": ["share"],
+                    "properties": {"share": DEPLOY_REQUEST["properties"]["share"]},
+                }
+            ),
+        },
+        "delete": {"summary": "Stop it", "responses": answers(200, 403, 404)},
+    },
+    "/kz/api/deployments/{name}/logs": {
+        "parameters": [path_name()],
+        "get": {
+            "summary": "Its engine logs",
+            "responses": answers(200, 400, 404),
+            "parameters": [
+                query("lines", {"type": "string", "pattern": "^[0-9]+$"}, "how many"),
+                query("follow", BOOLEAN_TEXT, "stream new lines (NDJSON)"),
+            ],
+        },
+    },
+    "/kz/api/deployments/{name}/restart": {
+        "parameters": [path_name()],
+        "post": {"summary": "Restart it", "responses": answers(200, 403, 404)},
+    },
+    "/kz/api/hardware": {
+        "get": {
+            "summary": "CPU, RAM, GPUs, engines",
+            "responses": answers(200),
+            "parameters": [query("engines", BOOLEAN_TEXT, "also probe the engines")],
+        },
+    },
+    "/kz/api/audit": {
+        "get": {
+            "summary": "The audit log (admins)",
+            "responses": answers(200, 400, 403),
+            "parameters": [
+                query("limit", {"type": "string", "pattern": "^[0-9]+$"}, "lines"),
+                query("user", {"type": "string"}, "one user's actions"),
+            ],
+        },
+    },
+    "/kz/api/search": {
+        "get": {
+            "summary": "Search models",
+            "responses": answers(200, 400, 502),
+            "parameters": [query("q", {"type": "string"}, "what to look for")],
+        },
+    },
+    "/kz/api/plan": {
+        "post": {
+            "summary": "Plan a deployment without starting it",
+            "requestBody": body(DEPLOY_REQUEST),
+            "responses": answers(200, 400, 502),
+        },
+    },
+    "/kz/api/pulls": {
+        "get": {"summary": "Downloads", "responses": answers(200)},
+        "post": {
+            "summary": "Download a model",
+            "requestBody": body(
+                {
+                    **DEPLOY_REQUEST,
+                    "properties": {
+                        **DEPLOY_REQUEST["properties"],
+                        "redownload": {"type": "boolean"},
+                    },
+                }
+            ),
+            "responses": answers(202, 400, 403),
+        },
+    },
+    "/kz/api/pulls/{job_id}": {
+        "parameters": [path_name("job_id")],
+        "get": {"summary": "One download", "responses": answers(200, 404)},
+    },
+    "/kz/api/models": {"get": {"summary": "Cached models", "responses": answers(200)}},
+    "/kz/api/models/{name}": {
+        "parameters": [path_name()],
+        "delete": {
+            "summary": "Delete a cached model (admins)",
+            "responses": answers(200, 403, 404),
+            "parameters": [query("dry_run", BOOLEAN_TEXT, "only say what would go")],
+        },
+    },
+    "/kz/api/engines": {"get": {"summary": "Engines, usable or not", "responses": answers(200)}},
+    "/kz/api/engines/{name}/install": {
+        "parameters": [path_name()],
+        "get": {"summary": "The latest installation", "responses": answers(200, 404)},
+        "post": {"summary": "Install the engine (admins)", "responses": answers(202, 403, 404)},
+    },
+    "/kz/v1/models": {"get": {"summary": "OpenAI: models", "responses": answers(200, openai=True)}},
+    "/kz/v1/chat/completions": {
+        "post": {
+            "summary": "OpenAI: chat",
+            "requestBody": body(CHAT),
+            "responses": answers(200, 400, 404, 502, 503, openai=True),
+        },
+    },
+    "/kz/v1/completions": {
+        "post": {
+            "summary": "OpenAI: completions",
+            "requestBody": body(CHAT),
+            "responses": answers(200, 400, 404, 502, 503, openai=True),
+        },
+    },
+    "/kz/v1/embeddings": {
+        "post": {
+            "summary": "OpenAI: embeddings",
+            "requestBody": body(CHAT),
+            "responses": answers(200, 400, 404, 502, 503, openai=True),
+        },
+    },
+}
+
+
+def openapi(base_url: str = "/") -> dict:
+    """The OpenAPI document, its server at base_url."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "kz-jupyter",
+            "version": "1",
+            "description": "Deploy, watch and use local LLMs from Jupyter.",
+        },  # fmt: skip
+        "servers": [{"url": base_url.rstrip("/") or "/"}],
+        "security": [{"token": []}],
+        "paths": PATHS,
+        "components": {
+            "securitySchemes": {
+                "token": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "`token <Jupyter or JupyterHub API token>`",
+                },  # fmt: skip
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["message"],
+                    "properties": {"message": {"type": "string"}},
+                },  # fmt: skip
+                "OpenAIError": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["message"],
+                            "properties": {"message": {"type": "string"}},
+                        }
+                    },
+                },  # fmt: skip
+            },
+        },
+    }
+
+
+class OpenAPIHandler(KzAPIHandler):
+    """GET /kz/api/openapi.json: this API's OpenAPI description."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """The document, its server at this server's base URL."""
+        self.finish(json.dumps(openapi(self.base_url)))
+
+
+OPENAPI_HANDLERS = [(r"/kz/api/openapi.json", OpenAPIHandler)]
