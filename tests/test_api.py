@@ -9,31 +9,16 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from conftest import json_of
+from kz_jupyter.server_ext.openapi import openapi
 
+# Every route the extension registers (tests/test_openapi.py keeps the description equal to
+# them), its path parameters filled in.
+EXAMPLE_PARAMETERS = {"name": "smollm2", "job_id": "1"}
 ROUTES = [
-    ("GET", "kz/api/deployments"),
-    ("POST", "kz/api/deployments"),
-    ("GET", "kz/api/deployments/x"),
-    ("DELETE", "kz/api/deployments/x"),
-    ("GET", "kz/api/deployments/x/logs"),
-    ("GET", "kz/api/hardware"),
-    ("POST", "kz/api/deployments/smollm2/restart"),
-    ("PATCH", "kz/api/deployments/smollm2"),
-    ("GET", "kz/api/audit"),
-    ("GET", "kz/api/search"),
-    ("POST", "kz/api/plan"),
-    ("GET", "kz/api/pulls"),
-    ("POST", "kz/api/pulls"),
-    ("GET", "kz/api/pulls/1"),
-    ("GET", "kz/api/models"),
-    ("DELETE", "kz/api/models/org/name"),
-    ("GET", "kz/api/engines"),
-    ("POST", "kz/api/engines/mlx/install"),
-    ("GET", "kz/api/engines/mlx/install"),
-    ("GET", "kz/v1/models"),
-    ("POST", "kz/v1/chat/completions"),
-    ("POST", "kz/v1/completions"),
-    ("POST", "kz/v1/embeddings"),
+    (method.upper(), path.lstrip("/").format(**EXAMPLE_PARAMETERS))
+    for path, item in openapi()["paths"].items()
+    for method in item
+    if method != "parameters"
 ]
 
 
@@ -156,3 +141,42 @@ async def test_deploy_of_a_corrupt_gguf_fails_with_loading_failure(jp_fetch, tmp
     await jp_fetch("kz/api/deployments", method="POST", body=json.dumps({"model": str(corrupt)}))
     record = await wait_for_status(jp_fetch, "corrupt", {"FAILED"})
     assert record["error"]["code"] == "MODEL_LOADING_FAILURE"
+
+
+async def test_a_browser_session_needs_the_xsrf_token_to_change_anything(
+    jp_serverapp, jp_base_url, http_server_client
+):
+    from http.cookies import SimpleCookie
+    from urllib.parse import urlencode
+
+    http = http_server_client  # the test server's own client, on its loop
+    base = jp_base_url  # the client adds the server's address
+    cookies: SimpleCookie = SimpleCookie()
+
+    def keep(response) -> None:
+        for header in response.headers.get_list("Set-Cookie"):
+            cookies.load(header)
+
+    def cookie_header() -> str:
+        return "; ".join(f"{key}={morsel.value}" for key, morsel in cookies.items())
+
+    keep(await http.fetch(base + "login"))
+    xsrf = cookies["_xsrf"].value
+    form = urlencode({"_xsrf": xsrf, "password": jp_serverapp.identity_provider.token})
+    login = await http.fetch(base + "login", method="POST", body=form, follow_redirects=False,
+                             headers={"Cookie": cookie_header()}, raise_error=False)  # fmt: skip
+    assert login.code == 302
+    keep(login)
+
+    async def call(method: str, path: str, **headers) -> int:
+        kwargs = {"body": json.dumps({"model": ""})} if method in ("POST", "PATCH") else {}
+        headers = {"Cookie": cookie_header(), **headers}
+        answer = await http.fetch(base + path, method=method, raise_error=False, headers=headers,
+                                  **kwargs)  # fmt: skip
+        return answer.code
+
+    assert await call("GET", "kz/api/deployments") == 200  # reading needs the session only
+    for method, path in [r for r in ROUTES if r[0] != "GET"]:
+        assert await call(method, path) == 403, (method, path)  # no XSRF token: refused
+    # with the token, the request gets through to the handler (which refuses the empty model)
+    assert await call("POST", "kz/api/deployments", **{"X-XSRFToken": xsrf}) == 400
