@@ -126,6 +126,13 @@ class KzApp(ExtensionApp):
         config=True,
         help="Most memory (GiB, as planned) one deployment may take; 0: no limit.",
     )
+    max_requests_per_deployment = Int(
+        64,
+        config=True,
+        help="Requests one deployment may have in flight through /kz/v1 (streaming, or waiting "
+        "in its engine's queue); more are answered 429 with Retry-After, so the server's "
+        "memory stays bounded. 0: no limit.",
+    )
     audit_log = Unicode(
         config=True, help="The audit log (JSON lines); default: state_dir/audit.jsonl."
     )
@@ -195,6 +202,7 @@ class KzApp(ExtensionApp):
             kz_controller=self.controller,
             kz_log=self.serverapp.log,
             kz_http_client=self.http_client,
+            kz_max_requests=self.max_requests_per_deployment,
             kz_pulls=PullJobs(self.controller),
             kz_engine_installs=EngineInstalls(self.controller.environments),
             kz_audit=AuditLog(Path(self.audit_log)),

@@ -200,21 +200,21 @@ PATHS = {
         "post": {
             "summary": "OpenAI: chat",
             "requestBody": body(CHAT),
-            "responses": answers(200, 400, 404, 502, 503, openai=True),
+            "responses": answers(200, 400, 404, 429, 502, 503, openai=True),
         },
     },
     "/kz/v1/completions": {
         "post": {
             "summary": "OpenAI: completions",
             "requestBody": body(CHAT),
-            "responses": answers(200, 400, 404, 502, 503, openai=True),
+            "responses": answers(200, 400, 404, 429, 502, 503, openai=True),
         },
     },
     "/kz/v1/embeddings": {
         "post": {
             "summary": "OpenAI: embeddings",
             "requestBody": body(CHAT),
-            "responses": answers(200, 400, 404, 502, 503, openai=True),
+            "responses": answers(200, 400, 404, 429, 502, 503, openai=True),
         },
     },
 }

@@ -15,6 +15,7 @@ from kz_jupyter.states import DeploymentStatus
 
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=10.0)
 PASSED_RESPONSE_HEADERS = ("Content-Type", "Cache-Control")
+RETRY_AFTER_SECONDS = 1
 
 
 class OpenAIErrorMixin:
@@ -78,6 +79,17 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
         refusal = self._refusal(deployment)
         if refusal:
             return self.openai_error(400, refusal[0], "invalid_request_error", refusal[1])
+        limit = self.settings.get("kz_max_requests", 0)
+        in_flight = sum(r.outstanding for r in deployment.replicas)
+        if limit and in_flight >= limit:
+            self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+            return self.openai_error(
+                429,
+                f"'{deployment.name}' already has {in_flight} requests in flight, its limit "
+                f"(c.KzApp.max_requests_per_deployment): retry in a moment.",
+                "rate_limit_error",
+                "too_many_requests",
+            )
         idle = self.controller.idle
         if deployment.status is DeploymentStatus.UNLOADED or idle.is_loading(deployment.name):
             await idle.load(deployment)  # an idle-unloaded deployment: load it, then answer

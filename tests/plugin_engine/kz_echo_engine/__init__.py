@@ -40,6 +40,7 @@ class EchoEngine(Engine):
                 target.host,
                 "--port",
                 str(target.port),
+                *plan.extra_args,
             ),
             program=plan.engine_python,
             readiness_path="/v1/models",

@@ -22,6 +22,7 @@ class EchoHandler(BaseHTTPRequestHandler):
     """Serves /v1/models, /v1/chat/completions and /v1/completions."""
 
     served_name = "echo"
+    word_delay = 0.0  # seconds between streamed words (--word-delay)
 
     def do_GET(self) -> None:
         """List the one model."""
@@ -58,6 +59,7 @@ class EchoHandler(BaseHTTPRequestHandler):
             }
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
+            time.sleep(self.word_delay)
         self.wfile.write(b"data: [DONE]\n\n")
 
     def _json(self, status: int, data: dict) -> None:
@@ -75,10 +77,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     for option in ("--model", "--name", "--host", "--port"):
         parser.add_argument(option, required=True)
+    parser.add_argument("--word-delay", type=float, default=0.0)
     args = parser.parse_args()
     size = Path(args.model).stat().st_size  # a missing model fails like a real engine's would
     print(f"echo engine: serving {args.model} ({size} bytes) as {args.name}", flush=True)
     EchoHandler.served_name = args.name
+    EchoHandler.word_delay = args.word_delay
     ThreadingHTTPServer((args.host, int(args.port)), EchoHandler).serve_forever()
 
 
