@@ -32,6 +32,7 @@ from kz_jupyter.states import DeploymentStatus, ErrorCode, InstanceStatus
 MONITOR_INTERVAL = 1.0
 DRAIN_POLL = 0.1
 FOLLOW_POLL = 0.5
+MAX_MODEL_TEXT = 4096  # longer than any path or repo id; a longer text is refused whole
 
 
 class DeployRequestError(ValueError):
@@ -168,6 +169,11 @@ def parse_deploy_request(body: object, model_roots: tuple[str, ...] = ()) -> Dep
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise DeployRequestError("'model' is required: a local path, pip-shipped model or repo id.")
+    if len(model) > MAX_MODEL_TEXT:
+        raise DeployRequestError(
+            f"'model' is {len(model)} characters long (at most {MAX_MODEL_TEXT}): give a local "
+            "path, a pip-shipped model or a repo id."
+        )
     revision = _text(body, "revision", "main")
     try:
         reference, _ = resolve(model.strip(), revision)

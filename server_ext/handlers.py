@@ -62,6 +62,17 @@ class KzAPIHandler(APIHandler):
             return
         super().log_exception(typ, value, tb)
 
+    def write_error(self, status_code: int, **kwargs) -> None:
+        """Errors as JSON {"message", "reason"}, the message as written: tornado doubles each %
+        of a message given without arguments, and Jupyter's handler would show it doubled
+        ("%%kz ps")."""
+        error = (kwargs.get("exc_info") or (None, None, None))[1]
+        if not isinstance(error, web.HTTPError) or not error.log_message:
+            return super().write_error(status_code, **kwargs)
+        self.set_header("Content-Type", "application/json")
+        message = error.log_message % error.args
+        self.finish(json.dumps({"message": message, "reason": error.reason}))
+
     @property
     def log(self) -> logging.Logger:
         """The server's own log (Jupyter's default is the process's first application, which in

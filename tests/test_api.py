@@ -86,6 +86,18 @@ async def test_empty_listings(jp_fetch):
         ('{"model": "smollm2", "replicas": 0}', "'replicas'"),
         ('{"model": "smollm2", "context_length": "big"}', "'context_length'"),
         ('{"model": "not a repo!"}', "neither a local path"),
+        ('{"model": "smollm2", "context_length": -1}', "'context_length' must be an integer"),
+        ('{"model": "smollm2", "context_length": 1e308}', "'context_length' must be an integer"),
+        ('{"model": "smollm2", "context_length": 10000000000000000000000}', "'context_length'"),
+        ('{"model": "smollm2", "replicas": 100000}', "'replicas' must be an integer from 1"),
+        ('{"model": "smollm2", "keep_alive": -5}', "'keep_alive'"),
+        ('{"model": "smollm2", "force": "yes"}', "'force' must be true or false"),
+        ('{"model": "smollm2", "gpu_memory_utilization": 2}', "'gpu_memory_utilization'"),
+        ('{"model": "smollm2", "extra_args": "--seed 1"}', "'extra_args' must be a list"),
+        ('{"model": "smollm2", "name": "../../etc"}', "Invalid deployment name"),
+        (r'{"model": "smollm2", "name": "caf\u00e9\u0000"}', "Invalid deployment name"),
+        ('{"model": "smollm2", "name": "' + "a" * 64 + '"}', "at most 63 characters"),
+        (r'{"model": "\u0000\u202e"}', "neither a local path"),
     ],
 )
 async def test_bad_deploy_requests_are_400_with_a_message(jp_fetch, body, message):
@@ -94,7 +106,19 @@ async def test_bad_deploy_requests_are_400_with_a_message(jp_fetch, body, messag
     assert message in error["message"]
 
 
+async def test_a_huge_body_is_refused_without_harm(jp_fetch):
+    body = json.dumps({"model": "x" * 5_000_000})
+    status, error = await error_of(jp_fetch, "kz/api/deployments", method="POST", body=body)
+    assert status == 400 and "'model' is 5000000 characters long" in error["message"]
+    assert len(error["message"]) < 1000  # the message does not echo the body back
+    assert json_of(await jp_fetch("kz/api/deployments")) == []
+
+
 async def test_unknown_deployment_is_404(jp_fetch):
+    status, error = await error_of(jp_fetch, "kz/api/deployments/..%2F..%2Fetc%2Fpasswd")
+    assert status == 404 and error["message"].startswith("No deployment named")
+    status, error = await error_of(jp_fetch, "kz/api/deployments/ghost")
+    assert error["message"] == "No deployment named 'ghost'. List them with %kz ps."
     for method, path in [
         ("GET", "kz/api/deployments/ghost"),
         ("DELETE", "kz/api/deployments/ghost"),
