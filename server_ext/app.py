@@ -183,15 +183,23 @@ class KzApp(ExtensionApp):
             backoff_max=self.restart_backoff_max,
             drain_timeout=self.drain_timeout,
         )
+        store = (
+            DeploymentStore(Path(self.state_dir) / "deployments.sqlite") if self.persist else None
+        )
+        if store is not None and store.set_aside is not None:
+            self.log.error(
+                "kz: %s was not a readable database: kept as %s; starting with no deployment "
+                "records.",
+                store.path,
+                store.set_aside,
+            )
         self.controller = Controller(
             runner,
             healing,
             log=self.log,
             hub_settings=self.hub_settings,
             model_roots=tuple(self.model_roots),
-            store=DeploymentStore(Path(self.state_dir) / "deployments.sqlite")
-            if self.persist
-            else None,
+            store=store,
             keep_alive=self.keep_alive,
             environments=EngineEnvironments(
                 root=Path(self.engine_envs_dir), configured=dict(self.engine_envs)

@@ -20,15 +20,38 @@ CREATE TABLE IF NOT EXISTS deployments (
 
 
 class DeploymentStore:
-    """Keeps the latest record of each deployment; writes are small and synchronous."""
+    """Keeps the latest record of each deployment; writes are small and synchronous.
+
+    A file that is not a readable database (damaged on disk, or overwritten) is moved aside as
+    NAME.corrupt-TIME, kept for inspection, and a new store is started: the server keeps
+    working instead of failing to load. `set_aside` names the moved file, if any.
+    """
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.set_aside: Path | None = None
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(SCHEMA)
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError:
+            self.set_aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            path.rename(self.set_aside)
+            for suffix in ("-wal", "-shm"):  # SQLite's side files belong to the old file
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect and make sure the table is there (raises DatabaseError on a bad file)."""
+        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(SCHEMA)
+            db.execute("SELECT count(*) FROM deployments").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def save(self, deployment: Deployment) -> None:
         """Write a deployment's current record."""
