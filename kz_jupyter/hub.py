@@ -36,7 +36,7 @@ class HubSettings:
     """Where the Hub is, who we are to it, and where its files are cached."""
 
     endpoint: str = DEFAULT_ENDPOINT
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # never in a log line or traceback
     cache_dir: str | None = None
     offline: bool = False
 

@@ -1,0 +1,63 @@
+"""Tokens never leak: the Hugging Face token and the Jupyter token appear in no answer of the
+API (errors included) and in no line the server logs while models fail to resolve, download
+or deploy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from test_api import error_of, wait_for_status
+
+from conftest import json_of
+from kz_jupyter.hub import HubSettings
+
+HF_SECRET = "hf_kzSecretSentinel0123456789abcdef"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def jp_server_config(tmp_path):
+    """The extension with a Hugging Face token configured."""
+    return {
+        "ServerApp": {"jpserver_extensions": {"kz_jupyter.server_ext": True}},
+        "KzApp": {"state_dir": str(tmp_path / "kz-state"), "hf_token": HF_SECRET},
+    }
+
+
+def test_the_hub_settings_never_show_their_token():
+    settings = HubSettings(token=HF_SECRET)
+    assert HF_SECRET not in repr(settings) and HF_SECRET not in str(settings)
+
+
+async def test_no_token_in_answers_or_logs(jp_fetch, jp_serverapp, monkeypatch, caplog):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a Hub that refuses connections
+    caplog.set_level("DEBUG")
+    answers: list[str] = []
+
+    async def answer(*parts, **kwargs) -> None:
+        kwargs["request_timeout"] = 120  # a refused Hub may be retried for a while
+        try:
+            answers.append((await jp_fetch(*parts, **kwargs)).body.decode())
+        except Exception:
+            status, body = await error_of(jp_fetch, *parts, **kwargs)
+            answers.append(f"{status} {json.dumps(body)}")
+
+    missing = json.dumps({"model": "kz-test/no-such-model", "name": "missing"})
+    await answer("kz/api/plan", method="POST", body=missing)
+    await answer("kz/api/pulls", method="POST", body=missing)
+    await answer("kz/api/deployments", method="POST", body=missing)
+    record = await wait_for_status(jp_fetch, "missing", {"FAILED", "DEPLOYED"}, timeout=120)
+    assert record["status"] == "FAILED"
+    await asyncio.sleep(0.5)  # the pull job ends too
+    for path in ("kz/api/deployments", "kz/api/pulls", "kz/api/deployments/missing/logs",
+                 "kz/api/audit", "kz/api/hardware", "kz/v1/models"):  # fmt: skip
+        await answer(path)
+    await answer("kz/v1/chat/completions", method="POST", body=missing)
+    everything = "\n".join(answers) + caplog.text
+    assert "127.0.0.1:9" in everything  # the failures were really reached and reported
+    jupyter_token = jp_serverapp.identity_provider.token
+    for secret in (HF_SECRET, jupyter_token):
+        assert secret not in everything
+    assert json_of(await jp_fetch("kz/api/deployments", "missing"))["error"]["message"]
