@@ -156,6 +156,12 @@ def search_hub(query: str, settings: HubSettings, limit: int = SEARCH_LIMIT) -> 
     """Search Hub models whose id contains query, most downloaded first."""
     if settings.offline:
         raise _offline_error(query)
+    if not hub_reachable(settings):  # at once, not after huggingface_hub's retries (~25 s)
+        raise HubError(
+            f"The Hub ({settings.endpoint}) is not reachable: connect to search it. The models "
+            "already here are listed by %kz models.",
+            offline=True,
+        )
     try:
         found = settings.api().list_models(search=query, sort="downloads", limit=limit)
         models = []

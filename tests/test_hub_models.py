@@ -44,6 +44,15 @@ def test_search_lists_hub_models_by_downloads_with_formats(hub_env):
     assert safetensors.formats == ("safetensors",)
 
 
+def test_search_with_the_hub_out_of_reach_says_so_without_retrying(monkeypatch):
+    def no_api_call(self):
+        raise AssertionError("asked the unreachable Hub anyway")
+
+    monkeypatch.setattr(HubSettings, "api", no_api_call)
+    with pytest.raises(HubError, match=r"\(http://127.0.0.1:9\) is not reachable.*%kz models"):
+        search_hub("llama", HubSettings(endpoint="http://127.0.0.1:9"))
+
+
 def test_default_file_choice_is_q4_k_m_without_projector(hub_env):
     plan, source = prepare(TINY, machine(64 * GIB), hub_env)
     assert (plan.engine, plan.format, plan.variant) == ("llamacpp", "gguf", "Q4_K_M")
