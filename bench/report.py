@@ -30,6 +30,15 @@ class Chart:
     groups: list[str]
     series: dict[str, list[float]]
 
+    @classmethod
+    def from_rows(
+        cls, title: str, ylabel: str, groups: list[str], rows: list[dict], columns: dict[str, str]
+    ) -> Chart:
+        """A chart of table rows: one series per {label: column of the rows}."""
+        return cls(
+            title, ylabel, groups, {label: [r[key] for r in rows] for label, key in columns.items()}
+        )
+
 
 @dataclass
 class SuiteResult:
@@ -55,7 +64,7 @@ def timing_rows(column: str, samples: dict[str, list[float]]) -> list[dict]:
 
 def p50_chart(title: str, rows: list[dict], column: str) -> Chart:
     """Bars of the p50 seconds of timing_rows, one per row."""
-    return Chart(title, "seconds", [r[column] for r in rows], {"p50": [r["p50 s"] for r in rows]})
+    return Chart.from_rows(title, "seconds", [r[column] for r in rows], rows, {"p50": "p50 s"})
 
 
 def machine() -> dict:

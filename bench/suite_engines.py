@@ -19,11 +19,6 @@ from kz_jupyter.gguf_convert import as_safetensors
 ENGINES = ("llamacpp", "mlx", "vllm")
 
 
-def single_streams(url: str, name: str, rounds: int, tokens: int, headers=None) -> list[Stream]:
-    """rounds streamed chats one after the other."""
-    return [run_batch(url, name, 1, tokens, headers)[0][0] for _ in range(rounds)]
-
-
 def bench_engine(server: JupyterServer, engine: str, model: str, rounds: int, tokens: int) -> dict:
     """Deploy model on engine, measure it, stop it."""
     client: KzClient = server.client(timeout=120)
@@ -42,7 +37,7 @@ def bench_engine(server: JupyterServer, engine: str, model: str, rounds: int, to
             url, headers = (
                 (engine_url, None) if path == "engine" else (server.chat_url, server.headers)
             )
-            samples[path] += single_streams(url, name, 1, tokens, headers)
+            samples[path].append(run_batch(url, name, 1, tokens, headers)[0][0])
     peak = tree_peak_rss(replica["pid"])
     client.stop(name)
 
@@ -90,16 +85,14 @@ def run(quick: bool) -> SuiteResult:
         rows=rows,
         notes=notes,
         charts=[
-            Chart("deploy -> DEPLOYED", "seconds", names, {"ready": [r["ready s"] for r in rows]}),
-            Chart(
+            Chart.from_rows("deploy -> DEPLOYED", "seconds", names, rows, {"ready": "ready s"}),
+            Chart.from_rows(
                 "tokens/s",
                 "tokens/s",
                 names,
-                {
-                    "engine": [r["engine tok/s"] for r in rows],
-                    "/kz/v1": [r["proxy tok/s"] for r in rows],
-                },
+                rows,
+                {"engine": "engine tok/s", "/kz/v1": "proxy tok/s"},
             ),
-            Chart("peak RSS", "MiB", names, {"RSS": [r["peak RSS MiB"] for r in rows]}),
+            Chart.from_rows("peak RSS", "MiB", names, rows, {"RSS": "peak RSS MiB"}),
         ],
     )

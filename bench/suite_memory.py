@@ -79,14 +79,12 @@ def run(quick: bool) -> SuiteResult:
         notes=["error > 0: the estimate is above what the engine used (safe side)."],
         goals=[Goal("estimate within 10% of the measured peak", worst, worst <= 0.10)],
         charts=[
-            Chart(
+            Chart.from_rows(
                 "estimate vs measured",
                 "MiB",
                 groups,
-                {
-                    "estimate": [r["estimate MiB"] for r in rows],
-                    "measured peak": [r["peak RSS MiB"] for r in rows],
-                },
+                rows,
+                {"estimate": "estimate MiB", "measured peak": "peak RSS MiB"},
             )
         ],
     )

@@ -99,14 +99,12 @@ def run(quick: bool) -> SuiteResult:
             ),
         ],
         charts=[
-            Chart(
+            Chart.from_rows(
                 "tokens/s (batch)",
                 "tokens/s",
                 levels,
-                {
-                    "engine": [samples[c][0]["tokens_per_s"] for c in samples],
-                    "/kz/v1": [samples[c][1]["tokens_per_s"] for c in samples],
-                },
+                rows,
+                {"engine": "engine tok/s", "/kz/v1": "proxy tok/s"},
             ),
             Chart(
                 "time to first token p50",

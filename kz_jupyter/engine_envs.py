@@ -83,11 +83,12 @@ def probe_environment(python: str | None, distributions: Iterable[str]) -> Envir
     assert python is not None
     if not Path(python).exists():
         return EnvironmentProbe(python, error=f"{python} does not exist")
-    key = (os.path.abspath(python), tuple(names), _packages_stamp(python))
-    if key[2] is not None and key in _probes:
+    stamp = _packages_stamp(python)
+    key = (os.path.abspath(python), tuple(names), stamp)
+    if stamp is not None and key in _probes:
         return _probes[key]
     probe = _run_probe(python, names)
-    if not probe.error and key[2] is not None:
+    if stamp is not None and not probe.error:
         _probes[key] = probe
     return probe
 
