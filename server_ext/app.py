@@ -16,7 +16,7 @@ from kz_jupyter.hub import HubSettings
 from kz_jupyter.server_ext.audit import AuditLog
 from kz_jupyter.server_ext.controller import Controller, HealingPolicy
 from kz_jupyter.server_ext.engine_handlers import ENGINE_HANDLERS, EngineInstalls
-from kz_jupyter.server_ext.handlers import API_HANDLERS
+from kz_jupyter.server_ext.handlers import API_HANDLERS, UnknownRouteHandler
 from kz_jupyter.server_ext.model_handlers import MODEL_HANDLERS
 from kz_jupyter.server_ext.openapi import OPENAPI_HANDLERS
 from kz_jupyter.server_ext.proxy import PROXY_HANDLERS
@@ -231,10 +231,12 @@ class KzApp(ExtensionApp):
         return HubSettings.from_env(cache_dir=self.hf_cache_dir, token=self.hf_token)
 
     def initialize_handlers(self) -> None:
-        """Register the REST API and the OpenAI-compatible proxy."""
+        """Register the REST API and the OpenAI-compatible proxy; any other path under them
+        answers a JSON 404."""
         self.handlers.extend(
             API_HANDLERS + MODEL_HANDLERS + ENGINE_HANDLERS + PROXY_HANDLERS + OPENAPI_HANDLERS
         )
+        self.handlers.append((r"/kz/(?:api|v1)/.*", UnknownRouteHandler))
 
     async def stop_extension(self) -> None:
         """Stop every deployment when the server stops: no engine outlives it."""

@@ -68,10 +68,10 @@ class DeployRequest:
 
 
 def _integer(body: dict, key: str, low: int, high: int, default: int | None = None) -> int | None:
-    """An optional integer field within [low, high]."""
-    value = body.get(key, default)
+    """An optional integer field within [low, high] (null: the default)."""
+    value = body.get(key)
     if value is None:
-        return None
+        return default
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise DeployRequestError(f"'{key}' must be an integer from {low} to {high}.")
     return value
@@ -183,7 +183,8 @@ def parse_deploy_request(body: object, model_roots: tuple[str, ...] = ()) -> Dep
     overrides = parse_overrides(body)
     for folder in overrides.lora_adapters.values():
         check_model_root(LocalPath(Path(folder).expanduser()), model_roots)
-    name = body.get("name") or reference.short_name
+    name = body.get("name")
+    name = reference.short_name if name is None else name
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise DeployRequestError(
             f"Invalid deployment name {name!r}: use lowercase letters, digits, '.', '_' or '-' "

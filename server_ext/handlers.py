@@ -41,6 +41,7 @@ from kz_jupyter.states import classify_log_lines, issue_lines
 AUTH_RESOURCE = "kz"
 MAX_LOG_LINES = 10_000
 HEARTBEAT_SECONDS = 2.0  # a quiet log stream sends a blank line this often
+FLAG_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 class KzAPIHandler(APIHandler):
@@ -66,6 +67,8 @@ class KzAPIHandler(APIHandler):
         """Errors as JSON {"message", "reason"}, the message as written: tornado doubles each %
         of a message given without arguments, and Jupyter's handler would show it doubled
         ("%%kz ps")."""
+        if status_code == 405:  # RFC 9110: say which methods the route takes
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         error = (kwargs.get("exc_info") or (None, None, None))[1]
         if not isinstance(error, web.HTTPError) or not error.log_message:
             return super().write_error(status_code, **kwargs)
@@ -73,11 +76,29 @@ class KzAPIHandler(APIHandler):
         message = error.log_message % error.args
         self.finish(json.dumps({"message": message, "reason": error.reason}))
 
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The HTTP methods this handler implements."""
+        return [
+            method
+            for method in cls.SUPPORTED_METHODS
+            if getattr(cls, method.lower()) is not getattr(web.RequestHandler, method.lower())
+        ]
+
     @property
     def log(self) -> logging.Logger:
         """The server's own log (Jupyter's default is the process's first application, which in
         a kernel running the embedded server is the kernel's)."""
         return self.settings["kz_log"]
+
+    def flag_argument(self, name: str, default: bool) -> bool:
+        """A yes/no query argument (true/false, 1/0, yes/no); 400 for any other value."""
+        value = self.get_query_argument(name, None)
+        if value is None:
+            return default
+        if value.lower() not in FLAG_VALUES:
+            raise web.HTTPError(400, f"'{name}' takes true or false, not '{value[:40]}'.")
+        return FLAG_VALUES[value.lower()]
 
     def json_body(self) -> object:
         """Parse the request body as JSON, answering 400 when it is not."""
@@ -267,7 +288,7 @@ class LogsHandler(KzAPIHandler):
             raise web.HTTPError(400, f"'lines' must be from 1 to {MAX_LOG_LINES}.")
         engine = (deployment.plan or {}).get("engine")
         patterns = get_engine(engine).log_patterns if engine else ()
-        if self.get_argument("follow", "false").lower() in ("1", "true", "yes"):
+        if self.flag_argument("follow", False):
             return await self._follow(name, count, patterns)
         logs = await self.controller.logs(name, count)
         replicas = {
@@ -280,6 +301,7 @@ class LogsHandler(KzAPIHandler):
         """Stream NDJSON events {replica, line, issue} until the deployment stops."""
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
+        await self.flush()  # the headers go now: a stream with no lines is still NDJSON
         self._client_gone = False
         quiet_since = time.monotonic()
         async for event in self.controller.follow_logs(name, count):
@@ -332,11 +354,26 @@ class HardwareHandler(KzAPIHandler):
     @authorized
     async def get(self) -> None:
         """Probe CPU, memory, GPUs and (unless ?engines=false) engines, off the event loop."""
-        with_engines = self.get_query_argument("engines", "true").lower() != "false"
+        with_engines = self.flag_argument("engines", True)
         profile = await asyncio.get_running_loop().run_in_executor(
             None, probe_hardware, self.controller.environments, with_engines
         )
         self.finish(json.dumps(profile.to_dict()))
+
+
+class UnknownRouteHandler(KzAPIHandler):
+    """Any other path under /kz/api or /kz/v1: a JSON 404 naming the description (after auth)."""
+
+    async def prepare(self) -> None:
+        """Refuse an unauthenticated request (403), else answer 404 whatever the method."""
+        await super().prepare()
+        if self.current_user is None:
+            raise web.HTTPError(403, "Sign in, or send 'Authorization: token ...'.")
+        raise web.HTTPError(
+            404,
+            f"No kz-jupyter route {self.request.method} {self.request.path}: "
+            "the routes are listed at /kz/api/openapi.json.",
+        )
 
 
 NAME = r"(?P<name>[^/]+)"

@@ -130,7 +130,9 @@ class PullsHandler(ModelsAPIHandler):
             raise web.HTTPError(403, str(error)) from None
         body = self.json_body()
         request = self.deploy_request(body)
-        redownload = isinstance(body, dict) and body.get("redownload") is True
+        redownload = body.get("redownload", False)
+        if not isinstance(redownload, bool):
+            raise web.HTTPError(400, "'redownload' takes true or false.")
         request = dataclasses.replace(
             request, overrides=dataclasses.replace(request.overrides, force=True)
         )
@@ -178,7 +180,7 @@ class ModelHandler(ModelsAPIHandler):
         """Plan or carry out deleting a cached model (deleting: admins only, the cache is
         shared)."""
         settings = self.controller.hub_settings()
-        dry_run = self.get_argument("dry_run", "false").lower() in ("1", "true", "yes")
+        dry_run = self.flag_argument("dry_run", False)
         if not dry_run:
             self.admin_or_403(
                 "delete cached models", name, f"ask an admin to run %kz rm {name} --yes"

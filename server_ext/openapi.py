@@ -12,6 +12,14 @@ from kz_jupyter.server_ext.handlers import KzAPIHandler
 
 NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,62}$"}
 OBJECT = {"type": "object", "additionalProperties": True}
+LIST = {"type": "array", "items": OBJECT}
+GROUP = {"type": "string", "pattern": "^group:.*\\S"}
+SHARE = {
+    "oneOf": [
+        {"type": "string", "pattern": "^\\s*(private|all|group:.*\\S)\\s*$"},
+        {"type": "array", "items": GROUP},
+    ]
+}
 ERROR = {"$ref": "#/components/schemas/Error"}
 OPENAI_ERROR = {"$ref": "#/components/schemas/OpenAIError"}
 
@@ -21,39 +29,47 @@ def integer(low: int, high: int) -> dict:
     return {"type": "integer", "minimum": low, "maximum": high}
 
 
+def nullable(schema: dict) -> dict:
+    """schema, or null (which means the default)."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
 DEPLOY_REQUEST = {
     "type": "object",
     "required": ["model"],
     "properties": {
         "model": {"type": "string", "minLength": 1, "description": "path, pip model or repo id"},
-        "name": NAME,
-        "revision": {"type": "string", "minLength": 1},
-        "engine": {"type": "string", "minLength": 1},
-        "context_length": integer(64, 1_048_576),
-        "replicas": integer(1, 16),
-        "gpu_layers": integer(-1, 100_000),
-        "dtype": {"type": "string", "minLength": 1},
-        "quantization": {"type": "string", "minLength": 1},
-        "tensor_parallel": integer(1, 64),
+        "name": nullable(NAME),
+        "revision": nullable({"type": "string", "minLength": 1}),
+        "engine": nullable({"type": "string", "minLength": 1}),
+        "context_length": nullable(integer(64, 1_048_576)),
+        "replicas": nullable(integer(1, 16)),
+        "gpu_layers": nullable(integer(-1, 100_000)),
+        "dtype": nullable({"type": "string", "minLength": 1}),
+        "quantization": nullable({"type": "string", "minLength": 1}),
+        "tensor_parallel": nullable(integer(1, 64)),
         "extra_args": {"type": "array", "items": {"type": "string"}},
         "force": {"type": "boolean"},
         "resources": {"type": "object", "additionalProperties": {"type": "number",
                                                                   "exclusiveMinimum": 0}},
         "num_gpus": {"type": "number", "minimum": 0},
-        "gpu_memory_utilization": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "gpu_memory_utilization": nullable({"type": "number", "exclusiveMinimum": 0, "maximum": 1}),
         "lora_adapters": {"type": "object", "additionalProperties": {"type": "string"}},
-        "keep_alive": integer(-1, 30 * 86400),
-        "share": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "keep_alive": nullable(integer(-1, 30 * 86400)),
+        "share": SHARE,
     },
 }  # fmt: skip
 
 
-def answers(*codes: int, openai: bool = False) -> dict:
-    """The responses of an operation: JSON on success, an error body otherwise."""
+def answers(*codes: int, ok: dict = OBJECT, openai: bool = False) -> dict:
+    """The responses of an operation: ok's JSON on success, an error body otherwise; 403 (no
+    or a wrong token, or no XSRF token with a cookie) on every operation."""
     error = OPENAI_ERROR if openai else ERROR
     table = {}
-    for code in codes:
-        schema = OBJECT if code < 400 else error
+    for code in sorted({*codes, 403}):
+        schema = ok if code < 400 else error
+        if code == 403 and openai:  # Jupyter's own auth refusal comes first
+            schema = {"anyOf": [OPENAI_ERROR, ERROR]}
         text = "success" if code < 400 else "refused, with a message that says what to do"
         table[str(code)] = {"description": text,
                             "content": {"application/json": {"schema": schema}}}  # fmt: skip
@@ -91,11 +107,11 @@ CHAT = {
 PATHS = {
     "/kz/api/openapi.json": {"get": {"summary": "This description", "responses": answers(200)}},
     "/kz/api/deployments": {
-        "get": {"summary": "The deployments this user can see", "responses": answers(200)},
+        "get": {"summary": "The deployments this user can see", "responses": answers(200, ok=LIST)},
         "post": {
             "summary": "Deploy a model",
             "requestBody": body(DEPLOY_REQUEST),
-            "responses": answers(202, 400, 403, 409),
+            "responses": answers(202, 400, 409),
         },
     },
     "/kz/api/deployments/{name}": {
@@ -103,7 +119,7 @@ PATHS = {
         "get": {"summary": "One deployment", "responses": answers(200, 404)},
         "patch": {
             "summary": "Share it",
-            "responses": answers(200, 400, 403, 404),
+            "responses": answers(200, 400, 404),
             "requestBody": body(
                 {
                     "type": "object",
@@ -112,13 +128,25 @@ PATHS = {
                 }
             ),
         },
-        "delete": {"summary": "Stop it", "responses": answers(200, 403, 404)},
+        "delete": {
+            "summary": "Stop it (its record stays, STOPPED, with its history)",
+            "responses": answers(200, 404),
+        },
     },
     "/kz/api/deployments/{name}/logs": {
         "parameters": [path_name()],
         "get": {
             "summary": "Its engine logs",
-            "responses": answers(200, 400, 404),
+            "responses": {
+                **answers(200, 400, 404),
+                "200": {
+                    "description": "the lines; with follow, NDJSON events until it stops",
+                    "content": {
+                        "application/json": {"schema": OBJECT},
+                        "application/x-ndjson": {"schema": {"type": "string"}},
+                    },
+                },  # fmt: skip
+            },
             "parameters": [
                 query("lines", {"type": "string", "pattern": "^[0-9]+$"}, "how many"),
                 query("follow", BOOLEAN_TEXT, "stream new lines (NDJSON)"),
@@ -127,19 +155,19 @@ PATHS = {
     },
     "/kz/api/deployments/{name}/restart": {
         "parameters": [path_name()],
-        "post": {"summary": "Restart it", "responses": answers(200, 403, 404)},
+        "post": {"summary": "Restart it", "responses": answers(202, 404, 409)},
     },
     "/kz/api/hardware": {
         "get": {
             "summary": "CPU, RAM, GPUs, engines",
-            "responses": answers(200),
+            "responses": answers(200, 400),
             "parameters": [query("engines", BOOLEAN_TEXT, "also probe the engines")],
         },
     },
     "/kz/api/audit": {
         "get": {
             "summary": "The audit log (admins)",
-            "responses": answers(200, 400, 403),
+            "responses": answers(200, 400, ok=LIST),
             "parameters": [
                 query("limit", {"type": "string", "pattern": "^[0-9]+$"}, "lines"),
                 query("user", {"type": "string"}, "one user's actions"),
@@ -150,18 +178,21 @@ PATHS = {
         "get": {
             "summary": "Search models",
             "responses": answers(200, 400, 502),
-            "parameters": [query("q", {"type": "string"}, "what to look for")],
+            "parameters": [
+                query("q", {"type": "string", "pattern": "\\S", "maxLength": 200}, "text")
+                | {"required": True}
+            ],
         },
     },
     "/kz/api/plan": {
         "post": {
             "summary": "Plan a deployment without starting it",
             "requestBody": body(DEPLOY_REQUEST),
-            "responses": answers(200, 400, 502),
+            "responses": answers(200, 400, 404, 422, 503),
         },
     },
     "/kz/api/pulls": {
-        "get": {"summary": "Downloads", "responses": answers(200)},
+        "get": {"summary": "Downloads", "responses": answers(200, ok=LIST)},
         "post": {
             "summary": "Download a model",
             "requestBody": body(
@@ -173,27 +204,29 @@ PATHS = {
                     },
                 }
             ),
-            "responses": answers(202, 400, 403),
+            "responses": answers(202, 400),
         },
     },
     "/kz/api/pulls/{job_id}": {
-        "parameters": [path_name("job_id")],
+        "parameters": [path_name("job_id") | {"schema": {"type": "string", "pattern": "^[0-9]+$"}}],
         "get": {"summary": "One download", "responses": answers(200, 404)},
     },
-    "/kz/api/models": {"get": {"summary": "Cached models", "responses": answers(200)}},
+    "/kz/api/models": {"get": {"summary": "Cached models", "responses": answers(200, ok=LIST)}},
     "/kz/api/models/{name}": {
         "parameters": [path_name()],
         "delete": {
             "summary": "Delete a cached model (admins)",
-            "responses": answers(200, 403, 404),
+            "responses": answers(200, 400, 404, 409),
             "parameters": [query("dry_run", BOOLEAN_TEXT, "only say what would go")],
         },
     },
-    "/kz/api/engines": {"get": {"summary": "Engines, usable or not", "responses": answers(200)}},
+    "/kz/api/engines": {
+        "get": {"summary": "Engines, usable or not", "responses": answers(200, ok=LIST)}
+    },
     "/kz/api/engines/{name}/install": {
         "parameters": [path_name()],
         "get": {"summary": "The latest installation", "responses": answers(200, 404)},
-        "post": {"summary": "Install the engine (admins)", "responses": answers(202, 403, 404)},
+        "post": {"summary": "Install the engine (admins)", "responses": answers(202, 404, 409)},
     },
     "/kz/v1/models": {"get": {"summary": "OpenAI: models", "responses": answers(200, openai=True)}},
     "/kz/v1/chat/completions": {
@@ -245,7 +278,10 @@ def openapi(base_url: str = "/") -> dict:
                 "Error": {
                     "type": "object",
                     "required": ["message"],
-                    "properties": {"message": {"type": "string"}},
+                    "properties": {
+                        "message": {"type": "string"},
+                        "reason": {"type": ["string", "null"]},
+                    },
                 },  # fmt: skip
                 "OpenAIError": {
                     "type": "object",

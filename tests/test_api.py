@@ -128,6 +128,21 @@ async def test_unknown_deployment_is_404(jp_fetch):
         assert status == 404 and "No deployment named 'ghost'" in error["message"]
 
 
+async def test_unknown_routes_methods_and_flags_are_explained(jp_fetch):
+    for method, path in [("GET", "kz/api/nothing"), ("POST", "kz/v1/nothing"),
+                         ("GET", "kz/api/pulls/not-a-number")]:  # fmt: skip
+        body = "{}" if method == "POST" else None
+        status, error = await error_of(jp_fetch, path, method=method, body=body)
+        assert status == 404 and "/kz/api/openapi.json" in error["message"], error
+    status, _ = await error_of(jp_fetch, "kz/api/nothing", headers={"Authorization": ""})
+    assert status == 403
+    with pytest.raises(HTTPClientError) as raised:
+        await jp_fetch("kz/api/hardware", method="DELETE")
+    assert raised.value.code == 405 and raised.value.response.headers["Allow"] == "GET, OPTIONS"
+    status, error = await error_of(jp_fetch, "kz/api/hardware", params={"engines": "maybe"})
+    assert status == 400 and error["message"] == "'engines' takes true or false, not 'maybe'."
+
+
 async def test_chat_with_unknown_model_is_an_openai_style_404(jp_fetch):
     status, error = await error_of(
         jp_fetch,
