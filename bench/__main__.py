@@ -30,6 +30,7 @@ SUITES = {
     "kernel": "%load_ext time and import footprint",
     "healing": "Engine death to DEPLOYED again (not in the default run)",
     "idle": "First token after an idle unload (not in the default run)",
+    "load": "64-200 users streaming for a fixed time, below and past the limit (not default)",
 }
 DEFAULT = ["proxy", "deploy", "engines", "memory", "rag", "kernel"]
 

@@ -42,8 +42,8 @@ class JupyterServer:
     """`jupyter server` on loopback with the kz extension (the JupyterLab hosting mode), its
     kz state in a fresh folder; a context manager that ends it (and its deployments)."""
 
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
+    def __init__(self, workdir: Path, args: tuple[str, ...] = ()):
+        self.workdir, self.args = workdir, args
         self.port, self.token = free_port(HOST), secrets.token_hex(16)
         self.connection = ServerConnection(f"http://{HOST}:{self.port}/", self.token, "bench")
         self.process: subprocess.Popen | None = None
@@ -53,7 +53,8 @@ class JupyterServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
              f"--ServerApp.ip={HOST}", f"--ServerApp.port={self.port}",
-             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.workdir}"],
+             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.workdir}",
+             *self.args],
             env={**os.environ, "KZ_STATE_DIR": str(self.workdir / "kz-state")},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 
+import psutil
 import pytest
 from test_api import wait_for_status
 
@@ -127,3 +128,20 @@ async def test_traffic_continues_when_one_of_two_replicas_dies(jp_fetch):
         assert "Paris" in reply["choices"][0]["message"]["content"]
     healed = await wait_healed(jp_fetch, "smollm2")
     assert [r["restarts"] for r in healed["replicas"]] == [1, 0]
+
+
+async def test_a_killed_ray_actor_takes_its_engine_and_is_replaced(jp_fetch):
+    record = await deploy(jp_fetch, model="smollm2")
+    (replica,) = record["replicas"]
+    engine = psutil.Process(replica["pid"])
+    actor = engine.parent()  # the Ray worker process that holds the replica's actor
+    assert "ray" in " ".join(actor.cmdline()).lower(), actor.cmdline()
+    actor.kill()
+    engine.wait(timeout=30)  # the engine does not outlive its actor (PR_SET_PDEATHSIG)
+
+    healed = await wait_healed(jp_fetch, "smollm2")
+    (new,) = healed["replicas"]
+    assert new["actor_name"] != replica["actor_name"] and new["pid"] != replica["pid"]
+    assert "restart 1/2" in healed["history"][-2]["detail"]
+    reply = json_of(await chat(jp_fetch, "smollm2"))
+    assert "Paris" in reply["choices"][0]["message"]["content"]

@@ -8,7 +8,9 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -102,6 +104,14 @@ def engines_of(pids: set[int]) -> set[int]:
     return alive
 
 
+def cmdline_of(pid: int) -> str:
+    """A process's command line as one string ('' once it is gone)."""
+    try:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.NoSuchProcess:
+        return ""
+
+
 def all_engines() -> set[int]:
     """Every llama.cpp engine process on the machine."""
     found = set()
@@ -162,5 +172,58 @@ def test_a_crashed_server_on_a_cluster_adopts_the_running_engine(ray_head, tmp_p
         assert all_engines() == engines_before  # nothing duplicated
         server.api("DELETE", "api/deployments/gamma")
         assert engines_of({pid}) == set()
+    finally:
+        server.stop()
+
+
+def test_a_restart_under_load_ends_every_stream_and_loses_no_deployment(tmp_path):
+    server = JupyterServer(tmp_path)
+    server.start()
+    outcomes: list[str] = []
+
+    def user(url: str, headers: dict) -> None:
+        """Stream one long answer; say how it ended."""
+        body = {"model": "alpha", "messages": QUESTION, "max_tokens": 200, "stream": True}
+        try:
+            with httpx.stream("POST", url, json=body, headers=headers, timeout=120) as response:
+                text = "".join(response.iter_text())
+            if "data: [DONE]" in text:
+                outcomes.append("whole answer")
+            elif '"engine_stream_broken"' in text:
+                outcomes.append("error event")
+            else:
+                outcomes.append(f"HTTP {response.status_code}, cut short")
+        except httpx.HTTPError as error:
+            outcomes.append(type(error).__name__)
+
+    try:
+        server.api("POST", "api/deployments", json={"model": "smollm2", "name": "alpha"})
+        first = server.wait_deployed("alpha")
+        users = [
+            threading.Thread(target=user, args=(server.url + "kz/v1/chat/completions",
+                                                dict(server.client.headers)))
+            for _ in range(16)
+        ]  # fmt: skip
+        for thread in users:
+            thread.start()
+        time.sleep(3)  # the answers are streaming (one at a time; the rest queue in llama.cpp)
+        server.stop()  # restarted while 16 users chat
+        for thread in users:
+            thread.join(timeout=60)
+        assert not any(thread.is_alive() for thread in users)  # every client was let go
+        assert len(outcomes) == 16, outcomes
+        print("16 users saw:", Counter(outcomes))
+    finally:
+        if server.process.poll() is None:
+            server.stop()
+    server.start()
+    try:
+        (record,) = server.api("GET", "api/deployments")
+        assert record["name"] == "alpha" and record["request"] == first["request"]
+        assert server.wait_deployed("alpha")["status"] == "DEPLOYED"
+        assert "Paris" in server.ask("alpha")
+        serving_alpha = [p for p in all_engines() if "--model_alias alpha" in cmdline_of(p)]
+        assert len(serving_alpha) == 1  # one engine again, none left over from before
+        server.api("DELETE", "api/deployments/alpha")
     finally:
         server.stop()
