@@ -6,13 +6,14 @@ huggingface_hub was imported), so a server can be pointed at another endpoint or
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from huggingface_hub import HfApi, hf_hub_download, hf_hub_url
+from huggingface_hub import HfApi, constants, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -25,6 +26,8 @@ from huggingface_hub.errors import (
 from huggingface_hub.hf_api import RepoFile
 from huggingface_hub.utils import build_hf_headers
 from tqdm.auto import tqdm
+
+from kz_jupyter.resumable import resumable_download
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 SEARCH_LIMIT = 20
@@ -256,7 +259,7 @@ def progress_tqdm(report: ProgressCallback, total_bytes: int, done_before: int) 
         def __init__(self, *args, **kwargs):
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)
-            self.done = 0
+            self.done = int(kwargs.get("initial") or 0)  # a resumed download starts there
 
         def update(self, n: float | None = 1) -> bool | None:
             """Count n more bytes and report the running total."""
@@ -281,7 +284,13 @@ def download_files(
     try:
         for remote in files:
             tqdm_class = progress_tqdm(report, total, done) if report else None
-            path = hf_hub_download(
+            path = None
+            if not settings.offline:
+                path = resumable_download(
+                    repo_id, remote.path, revision, settings.cache_dir, settings.endpoint,
+                    settings.token, tqdm_class, force,
+                )  # fmt: skip
+            path = path or hf_hub_download(
                 repo_id,
                 remote.path,
                 revision=revision,
@@ -295,6 +304,15 @@ def download_files(
             done += remote.size
             if report:
                 report(done, total)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise hub_error(error, repo_id) from None
+        raise HubError(
+            f"The disk holding the model cache ({settings.cache_dir or constants.HF_HUB_CACHE}) "
+            "is full: free space "
+            "(%kz models rm NAME deletes a cached model) or set HF_HUB_CACHE to a larger disk, "
+            f"then pull '{repo_id}' again: what was downloaded is kept and the download resumes."
+        ) from None
     except Exception as error:  # every Hub failure becomes one explained error
         raise hub_error(error, repo_id) from None
     if path is None:

@@ -95,8 +95,20 @@ class RagIndex:
         self._faiss = None
         self._bm25 = None
         self._embedder = None
+        self._recover_swap()
         if (self.path / "meta.json").exists():
             self._load()
+
+    def _recover_swap(self) -> None:
+        """Put back the previous version if a write stopped between its two renames."""
+        previous = self._previous_path
+        if previous.is_dir() and not self.path.exists():
+            previous.rename(self.path)
+
+    @property
+    def _previous_path(self) -> Path:
+        """Where the version being replaced waits while a new one is swapped in."""
+        return self.path.with_name(f".{self.name}-previous")
 
     @property
     def exists(self) -> bool:
@@ -192,10 +204,25 @@ class RagIndex:
         }
         self._faiss = build_faiss(self._embeddings, self.meta["kind"])
         self._bm25 = None
-        self._write()
+        try:
+            self._write()
+        except OSError as error:
+            self._forget_unwritten()
+            raise RagError(
+                f"Index '{self.name}' could not be written to {self.path.parent} "
+                f"({error.strerror or error}): free space there, or set KZ_RAG_DIR to another "
+                "folder, and index again. The index on disk is unchanged."
+            ) from None
         report.chunks, report.embedded = len(self.chunks), len(new_chunks)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _forget_unwritten(self) -> None:
+        """Go back to what is on disk (nothing, for a new index) after a failed write."""
+        self.meta, self.chunks, self.files = {}, [], {}
+        self._embeddings = self._faiss = self._bm25 = None
+        if (self.path / "meta.json").exists():
+            self._load()
 
     def _embedder_for(self, model: str):
         """The embedding model, loaded once per index object."""
@@ -219,7 +246,7 @@ class RagIndex:
             np.save(staging / "embeddings.npy", self._embeddings)
             faiss.write_index(self._faiss, str(staging / "index.faiss"))
             (staging / "meta.json").write_text(json.dumps(self.meta, indent=1))
-            previous = self.path.with_name(f".{self.name}-previous")
+            previous = self._previous_path
             if self.path.exists():
                 shutil.rmtree(previous, ignore_errors=True)
                 self.path.rename(previous)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import gguf
@@ -213,3 +214,35 @@ def hub_env(local_hub, tmp_path, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     return HubSettings.from_env()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """make(size) mounts a real filesystem of that many bytes (tmpfs) and returns its folder,
+    for tests that fill a disk; each is unmounted after the test. Needs root, as here and in CI."""
+    mounted: list[Path] = []
+
+    def make(size: int) -> Path:
+        folder = tmp_path / f"disk-{len(mounted)}"
+        folder.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                       check=True, capture_output=True)  # fmt: skip
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill_disk(folder: Path) -> Path:
+    """Write a file until the disk holding folder has no space left; return the file."""
+    filler = folder / "filler"
+    block = bytes(1 << 16)
+    with open(filler, "wb", buffering=0) as stream:
+        try:
+            while stream.write(block):
+                pass
+        except OSError:
+            pass
+    return filler

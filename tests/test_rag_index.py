@@ -11,6 +11,7 @@ import nbformat
 import pytest
 from ragtools.corpus import generate_corpus
 
+from conftest import fill_disk
 from kz_jupyter.rag_chunks import chunk_sections
 from kz_jupyter.rag_documents import DocumentError, find_documents, read_sections
 from kz_jupyter.rag_index import RagError, RagIndex, list_indexes, remove_index
@@ -167,3 +168,38 @@ def test_a_damaged_index_says_how_to_recover(tmp_path, corpus):
         RagIndex("one", root)
     remove_index("one", root)
     assert json.dumps(list_indexes(root)) == "[]"
+
+
+def test_a_full_disk_keeps_the_old_index_whole(corpus, small_disk):
+    folder, _ = corpus
+    files = sorted(folder.glob("*.md"))
+    root = small_disk(8 * 2**20) / "rag"
+    RagIndex("kept", root).update(files[:1])
+    before = RagIndex("kept", root).search("retention policy", k=3)
+    filler = fill_disk(root.parent)
+
+    index = RagIndex("kept", root)
+    with pytest.raises(RagError, match=r"could not be written .*No space left on device.*free "
+                                       r"space there.*The index on disk is unchanged"):  # fmt: skip
+        index.update(files)
+    assert index.meta["files"] == 1  # the object is back to what is on disk
+    assert sorted(p.name for p in root.iterdir()) == ["kept"]  # nothing half-written is left
+    again = RagIndex("kept", root)
+    assert again.meta["files"] == 1
+    assert [h.chunk.text for h in again.search("retention policy", k=3)] == [
+        h.chunk.text for h in before
+    ]
+
+    filler.unlink()  # space again: the same update now goes through
+    report = RagIndex("kept", root).update(files)
+    assert report.added and RagIndex("kept", root).meta["files"] == len(files)
+
+
+def test_a_write_stopped_between_its_renames_is_recovered(corpus, tmp_path):
+    folder, _ = corpus
+    root = tmp_path / "rag"
+    RagIndex("swap", root).update(sorted(folder.glob("*.md"))[:1])
+    (root / "swap").rename(root / ".swap-previous")  # the state a crash there would leave
+    index = RagIndex("swap", root)
+    assert index.exists and index.meta["files"] == 1
+    assert sorted(p.name for p in root.iterdir()) == ["swap"]

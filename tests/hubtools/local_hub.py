@@ -45,6 +45,7 @@ class LocalHub:
         self.mirrors = workdir / "mirrors"
         self.token = token
         self.index: dict[str, dict] = {}
+        self.throttle = 0.0
         self.process: subprocess.Popen | None = None
         self.port = 0
 
@@ -94,9 +95,20 @@ class LocalHub:
 
     def _write_index(self) -> Path:
         path = self.workdir / "index.json"
-        data = {"mirrors": str(self.mirrors), "token": self.token, "repos": self.index}
+        data = {"mirrors": str(self.mirrors), "token": self.token, "repos": self.index,
+                "throttle": self.throttle}  # fmt: skip
         path.write_text(json.dumps(data))
         return path
+
+    def set_throttle(self, bytes_per_second: float) -> None:
+        """Serve file downloads at about this rate (0: as fast as it can), from now on."""
+        self.throttle = bytes_per_second
+        self._write_index()
+
+    def file_requests(self) -> list[str]:
+        """The file requests served so far: 'PATH range=RANGE status=CODE' lines."""
+        log = self.workdir / "requests.log"
+        return log.read_text().splitlines() if log.exists() else []
 
     def start(self) -> str:
         """Start olah in offline mode over the repos; return its URL."""

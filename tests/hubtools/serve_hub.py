@@ -4,11 +4,14 @@ listing and gated-repo access, which olah's offline mode lacks.
 Runs in the olah environment (`.venv-hub`), not the product's: olah pins other versions of shared
 dependencies. Usage: python serve_hub.py CONFIG.toml INDEX.json
 INDEX.json maps repo ids to {"downloads": int, "likes": int, "gated": bool, "tags": [...]} and
-holds the access token for gated repos under "token".
+holds the access token for gated repos under "token"; "throttle" (bytes/s, optional) slows file
+downloads, for tests that interrupt one. Each file request is logged, with its Range header, to
+requests.log beside INDEX.json.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -92,7 +95,30 @@ def main() -> None:
                     )
         return await call_next(request)
 
+    @app.middleware("http")
+    async def throttle_and_log(request: Request, call_next):
+        """Log file requests (with Range); slow their bodies down when the index says so."""
+        response = await call_next(request)
+        if "/resolve/" not in request.url.path or request.method != "GET":
+            return response
+        with open(index_path.parent / "requests.log", "a") as log:
+            log.write(f"{request.url.path} range={request.headers.get('range')} "
+                      f"status={response.status_code}\n")  # fmt: skip
+        rate = index().get("throttle")
+        if rate and hasattr(response, "body_iterator"):
+            response.body_iterator = _throttled(response.body_iterator, rate)
+        return response
+
     server.run_server(args)
+
+
+async def _throttled(body, rate: float):
+    """Yield body in 64 KiB pieces at about rate bytes per second."""
+    async for chunk in body:
+        for start in range(0, len(chunk), 1 << 16):
+            piece = chunk[start : start + (1 << 16)]
+            yield piece
+            await asyncio.sleep(len(piece) / rate)
 
 
 if __name__ == "__main__":
