@@ -19,6 +19,7 @@ from pathlib import Path
 from kz_jupyter.data_dirs import data_dir
 
 ENVS_DIR_VARIABLE = "KZ_ENGINE_ENVS_DIR"
+INSTALLED_MARKER = "kz-installed"  # written into an own folder when its installation finished
 PROBE_TIMEOUT = 60.0
 
 _VERSIONS_SCRIPT = """
@@ -136,11 +137,15 @@ class EngineEnvironments:
         return self.root / engine
 
     def python_for(self, engine: str) -> str | None:
-        """The interpreter that runs engine; None means the one running kz-jupyter."""
+        """The interpreter that runs engine; None means the one running kz-jupyter.
+
+        An own folder counts once an installation into it has finished: one interrupted or
+        failed must not hide an engine this environment already has."""
         if engine in self.configured:
             return str(interpreter_in(Path(self.configured[engine]).expanduser()))
         python = interpreter_in(self.folder_for(engine))
-        return str(python) if python.exists() else None
+        finished = (self.folder_for(engine) / INSTALLED_MARKER).exists()
+        return str(python) if python.exists() and finished else None
 
     def describe(self, engine: str) -> str:
         """Where engine runs, in words."""

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kz_jupyter.engine_api import InstallRecipe, check_engine, get_engine, load_engines
-from kz_jupyter.engine_envs import EngineEnvironments, interpreter_in
+from kz_jupyter.engine_envs import INSTALLED_MARKER, EngineEnvironments, interpreter_in
 from kz_jupyter.hardware import probe_hardware
 
 # pip lines worth showing a person; the rest (index warnings, resolver chatter) is noise.
@@ -82,6 +82,7 @@ def install_engine(
         # A new venv's pip is the one bundled with Python: too old for progress reports.
         _run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], on_line, on_bytes)
     _pip_install(python, recipe, on_line, on_bytes)
+    (folder / INSTALLED_MARKER).write_text(" ".join(recipe.packages) + "\n")
     on_line(f"{name} is installed in {folder}")
     return str(python)
 

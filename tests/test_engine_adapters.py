@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kz_jupyter.engine_api import LaunchTarget, get_engine, load_engines
-from kz_jupyter.engine_envs import EngineEnvironments, probe_environment
+from kz_jupyter.engine_envs import INSTALLED_MARKER, EngineEnvironments, probe_environment
 from kz_jupyter.engines.mlx import mlx_config
 from kz_jupyter.hardware import GpuInfo, probe_hardware
 from kz_jupyter.memory import GIB
@@ -130,6 +130,10 @@ def test_environments_configured_then_own_folder_then_this_one(tmp_path):
     own = tmp_path / "envs" / "mlx" / "bin"
     own.mkdir(parents=True)
     (own / "python").write_text("")
+    half_made = tmp_path / "envs" / "llamacpp" / "bin"  # an installation that never finished
+    half_made.mkdir(parents=True)
+    (half_made / "python").write_text("")
+    (tmp_path / "envs" / "mlx" / INSTALLED_MARKER).write_text("mlx-lm\n")
     configured = tmp_path / "custom-venv"
     envs = EngineEnvironments(root=tmp_path / "envs", configured={"vllm": str(configured)})
     assert envs.python_for("vllm") == str(configured / "bin" / "python")

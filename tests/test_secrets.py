@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from pathlib import Path
 
+import psutil
 import pytest
 from test_api import error_of, wait_for_status
 
@@ -61,3 +64,40 @@ async def test_no_token_in_answers_or_logs(jp_fetch, jp_serverapp, monkeypatch, 
     for secret in (HF_SECRET, jupyter_token):
         assert secret not in everything
     assert json_of(await jp_fetch("kz/api/deployments", "missing"))["error"]["message"]
+
+
+async def test_no_token_in_a_running_engine_its_log_or_its_record(jp_fetch, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", HF_SECRET)  # as a user who logged in to the Hub would have
+    await jp_fetch("kz/api/deployments", method="POST",
+                   body=json.dumps({"model": "smollm2", "name": "talker"}))  # fmt: skip
+    record = await wait_for_status(jp_fetch, "talker", {"DEPLOYED", "FAILED"})
+    assert record["status"] == "DEPLOYED", record
+    seen = [json.dumps(record)]
+    seen.append((await jp_fetch("kz/api/deployments/talker/logs")).body.decode())
+    seen.append((await jp_fetch("kz/v1/models")).body.decode())
+    engine = psutil.Process(record["replicas"][0]["pid"])
+    seen.append(" ".join(engine.cmdline()))
+    assert "llama_cpp.server" in seen[-1]
+    for secret in (HF_SECRET, "HF_TOKEN"):
+        assert secret not in "\n".join(seen)
+    await jp_fetch("kz/api/deployments/talker", method="DELETE")
+
+
+SECRET_PATTERNS = {
+    "a Hugging Face token": re.compile(r"\bhf_[A-Za-z0-9]{30,}"),
+    "a Jupyter token in a URL": re.compile(r"[?&]token=[0-9a-f]{16,}"),
+    "an Authorization header": re.compile(r"(?i)authorization['\"]?\s*[:=]\s*['\"]?token \w{8,}"),
+}
+
+
+def test_no_token_in_the_notebooks_or_benchmark_results():
+    samples = [HF_SECRET, "http://127.0.0.1:8888/lab?token=0123456789abcdef0123",
+               '"Authorization": "token 0123456789abcdef"']  # fmt: skip
+    assert all(p.search(s) for p, s in zip(SECRET_PATTERNS.values(), samples, strict=True))
+    root = Path(__file__).resolve().parent.parent
+    files = [*root.glob("notebooks/*.ipynb"), *root.glob("bench/results/*")]
+    assert len(files) >= 5
+    for path in files:
+        text = path.read_text(errors="replace")
+        for what, pattern in SECRET_PATTERNS.items():
+            assert not pattern.search(text), f"{path.name} holds {what}"
