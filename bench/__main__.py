@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench" + (" --quick" if args.quick else "")
     if args.suites:
         command += " " + " ".join(args.suites)
-    if results:
-        write_markdown(results, args.out, command)
+    if results:  # the default run's report.md; a run of named suites gets its own file
+        name = f"report-{'-'.join(args.suites)}.md" if args.suites else "report.md"
+        write_markdown(results, args.out, command, name)
     if failed:
         print(f"suites that failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

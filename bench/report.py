@@ -146,8 +146,11 @@ def write_plot(result: SuiteResult, folder: Path) -> Path | None:
     return path
 
 
-def write_markdown(results: list[SuiteResult], folder: Path, command: str) -> Path:
-    """Write report.md: every suite's table, notes and goals, and the command that made them."""
+def write_markdown(
+    results: list[SuiteResult], folder: Path, command: str, name: str = "report.md"
+) -> Path:
+    """Write report.md (or name): every suite's table, notes and goals, and the command that
+    made them."""
     parts = [f"Produced by `{command}` on {machine()['logical_cores']} cores.\n"]
     for result in results:
         parts.append(f"### {result.title}\n\n{table(result, 'github')}\n")
@@ -157,6 +160,6 @@ def write_markdown(results: list[SuiteResult], folder: Path, command: str) -> Pa
             for g in result.goals
         ]
         parts.append("")
-    path = folder / "report.md"
+    path = folder / name
     path.write_text("\n".join(parts))
     return path
