@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kz_jupyter.references import ModelReferenceError, expand_home
+
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".py"}
 SUFFIXES = TEXT_SUFFIXES | {".ipynb", ".pdf"}
 MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*$")
@@ -31,11 +33,19 @@ class Section:
     code: bool = False
 
 
+def user_path(given: str | Path) -> Path:
+    """A document path as typed, ~ expanded; DocumentError when ~NAME is no user here."""
+    try:
+        return expand_home(given)
+    except ModelReferenceError as error:
+        raise DocumentError(str(error)) from None
+
+
 def find_documents(paths: Iterable[str | Path]) -> list[Path]:
     """The supported files under paths (folders are walked; hidden entries skipped), sorted."""
     found: set[Path] = set()
     for given in paths:
-        path = Path(given).expanduser()
+        path = user_path(given)
         if not path.exists():
             raise DocumentError(f"{given} does not exist.")
         candidates = [path] if path.is_file() else sorted(path.rglob("*"))

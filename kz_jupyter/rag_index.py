@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from kz_jupyter.data_dirs import data_dir
 from kz_jupyter.rag_chunks import Chunk, chunk_sections
-from kz_jupyter.rag_documents import DocumentError, find_documents, read_sections
+from kz_jupyter.rag_documents import DocumentError, find_documents, read_sections, user_path
 from kz_jupyter.rag_embedders import DEFAULT_MODEL, ProgressCallback, embed, load_embedder
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class RagIndex:
         import numpy as np
 
         started = time.perf_counter()
-        paths = [str(Path(p).expanduser().resolve()) for p in paths]
+        paths = [str(user_path(p).resolve()) for p in paths]
         model = model or self.meta.get("model") or DEFAULT_MODEL
         if self.exists and model != self.meta["model"]:
             raise RagError(

@@ -160,6 +160,17 @@ def parse_hub_reference(text: str, revision: str | None = None) -> HubRepo:
     return HubRepo(repo_id=repo_id, filename=filename, quant=quant, revision=revision)
 
 
+def expand_home(text: str | Path) -> Path:
+    """A path as typed, with ~ or ~NAME expanded; ModelReferenceError when NAME is no user."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # pathlib: "Could not determine home directory."
+        raise ModelReferenceError(
+            f"'{str(text).split('/')[0]}' names no user on this machine: give the folder itself, "
+            "like ~/models/x.gguf or /home/NAME/models/x.gguf."
+        ) from None
+
+
 def parse_reference(text: str, revision: str | None = None) -> ModelReference:
     """Parse what a user typed into a model reference (local path, pip-shipped model or Hub)."""
     text = text.strip()
@@ -168,8 +179,9 @@ def parse_reference(text: str, revision: str | None = None) -> ModelReference:
             "No model given: name a local path, a pip-shipped model or a repo id."
         )
     if is_local_path(text):
-        path = PureWindowsPath(text) if _WINDOWS_DRIVE.match(text) else Path(text).expanduser()
-        return LocalPath(path=Path(path).absolute())
+        if _WINDOWS_DRIVE.match(text):
+            return LocalPath(path=Path(PureWindowsPath(text)).absolute())
+        return LocalPath(path=expand_home(text).absolute())
     shipped = find_pip_shipped(text)
     if shipped is not None:
         return shipped

@@ -21,7 +21,7 @@ from kz_jupyter.model_files import ModelNotFoundError
 from kz_jupyter.model_sources import ModelSource
 from kz_jupyter.planner import Overrides, Plan, PlanError
 from kz_jupyter.provisioning import fetch, prepare, resolve
-from kz_jupyter.references import LocalPath, ModelReference, ModelReferenceError
+from kz_jupyter.references import LocalPath, ModelReference, ModelReferenceError, expand_home
 from kz_jupyter.server_ext.access import parse_share, visibility
 from kz_jupyter.server_ext.idle import IdleUnloader
 from kz_jupyter.server_ext.records import NAME_PATTERN, Deployment, Replica
@@ -182,7 +182,10 @@ def parse_deploy_request(body: object, model_roots: tuple[str, ...] = ()) -> Dep
     check_model_root(reference, model_roots)
     overrides = parse_overrides(body)
     for folder in overrides.lora_adapters.values():
-        check_model_root(LocalPath(Path(folder).expanduser()), model_roots)
+        try:
+            check_model_root(LocalPath(expand_home(folder)), model_roots)
+        except ModelReferenceError as error:
+            raise DeployRequestError(f"LoRA adapter: {error}") from None
     name = body.get("name")
     name = reference.short_name if name is None else name
     if not isinstance(name, str) or not NAME_PATTERN.match(name):

@@ -98,6 +98,8 @@ async def test_empty_listings(jp_fetch):
         (r'{"model": "smollm2", "name": "caf\u00e9\u0000"}', "Invalid deployment name"),
         ('{"model": "smollm2", "name": "' + "a" * 64 + '"}', "at most 63 characters"),
         (r'{"model": "\u0000\u202e"}', "neither a local path"),
+        ('{"model": "~nobody-here/model.gguf"}', "'~nobody-here' names no user"),  # fuzzing
+        ('{"model": "smollm2", "lora_adapters": {"fr": "~nobody-here/fr"}}', "names no user"),
     ],
 )
 async def test_bad_deploy_requests_are_400_with_a_message(jp_fetch, body, message):

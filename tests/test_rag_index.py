@@ -150,6 +150,8 @@ def test_bad_input_is_a_clear_message_and_writes_nothing(tmp_path):
         RagIndex("binary", root).update([binary])
     with pytest.raises(DocumentError, match="does not exist"):
         find_documents([tmp_path / "missing"])
+    with pytest.raises(DocumentError, match="'~nobody-here' names no user"):
+        RagIndex("nobody", root).update(["~nobody-here/docs"])
     with pytest.raises(RagError, match="No index named 'ghost'"):
         RagIndex("ghost", root).search("anything")
     with pytest.raises(RagError, match="Invalid index name"):

@@ -49,7 +49,8 @@ def test_hub_reference_parts():
 
 
 @pytest.mark.parametrize(
-    "text", ["bad repo!/x", "org/repo/../../etc/passwd", "org/repo:Q4 K", "a/b--c/", "  "]
+    "text",
+    ["bad repo!/x", "org/repo/../../etc/passwd", "org/repo:Q4 K", "a/b--c/", "  ", "~nobody-here"],
 )
 def test_bad_references_say_what_to_do(text):
     with pytest.raises(ModelReferenceError) as error:
