@@ -1,10 +1,14 @@
 # The two commands of the README: `make demo` and `make test`. Both set everything up first.
 .PHONY: setup demo test lab lint bench
 
+# The engines `scripts/setup.sh` installs (llama-server, vLLM, MLX) live in .engines.
+export KZ_ENGINE_ENVS_DIR ?= $(CURDIR)/.engines
+
 setup:
 	@bash scripts/setup.sh
 
-demo: setup
+demo:
+	@bash scripts/setup.sh demo
 	.venv/bin/python -m kz_jupyter.demo
 
 test: setup lint

@@ -23,6 +23,7 @@ from bench.report import SuiteResult, show, write_json, write_markdown, write_pl
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = {
     "proxy": "Proxy overhead at concurrency 1, 8, 64",
+    "concurrency": "1-32 users on llama-server vs llama-cpp-python's server",
     "deploy": "Deploy latency, Ray cold and warm, vs the bare engine",
     "engines": "llama.cpp, MLX and vLLM on one model",
     "memory": "Memory estimate vs measured peak RSS",
@@ -32,7 +33,7 @@ SUITES = {
     "idle": "First token after an idle unload (not in the default run)",
     "load": "64-200 users streaming for a fixed time, below and past the limit (not default)",
 }
-DEFAULT = ["proxy", "deploy", "engines", "memory", "rag", "kernel"]
+DEFAULT = ["proxy", "concurrency", "deploy", "engines", "memory", "rag", "kernel"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -239,3 +240,16 @@ def run_batch(
 ) -> tuple[list[Stream], float]:
     """stream_batch from synchronous code."""
     return asyncio.run(stream_batch(url, model, concurrency, max_tokens, headers))
+
+
+def summarize(batches: list[tuple[list[Stream], float]]) -> dict:
+    """Tokens/s of whole batches (median) and TTFT percentiles over every stream of them."""
+    streams = [s for batch, _ in batches for s in batch]
+    ttfts = [s.ttft_s * 1000 for s in streams if not s.error]
+    return {
+        "tokens_per_s": statistics.median(sum(s.tokens for s in b) / t for b, t in batches),
+        "ttft_p50_ms": percentile(ttfts, 50),
+        "ttft_p99_ms": percentile(ttfts, 99),
+        "errors": sum(bool(s.error) for s in streams),
+        "streams": len(streams),
+    }

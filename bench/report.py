@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import platform
 import statistics
+import subprocess
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -79,6 +81,19 @@ def machine() -> dict:
     }
 
 
+def provenance() -> dict:
+    """The command and the commit it ran on ('-dirty' when files had changed since)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=40"],
+            cwd=root, capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {"command": " ".join(["python -m bench", *sys.argv[1:]]), "commit": commit}
+
+
 def readable(value: object) -> object:
     """A number rounded for reading (the JSON keeps every digit); anything else as it is."""
     if not isinstance(value, float) or value != value:  # not a float, or NaN
@@ -106,7 +121,7 @@ def show(result: SuiteResult) -> str:
 def write_json(result: SuiteResult, folder: Path, quick: bool) -> Path:
     """Write NAME.json: the rows, notes, goals, charts, details and the machine."""
     path = folder / f"{result.suite}.json"
-    body = {"quick": quick, "machine": machine(), **asdict(result)}
+    body = {"quick": quick, "machine": machine(), **provenance(), **asdict(result)}
     path.write_text(json.dumps(body, indent=2, default=str))
     return path
 

@@ -9,23 +9,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench.harness import JupyterServer, Stream, percentile, run_batch
+from bench.harness import JupyterServer, run_batch, summarize
 from bench.report import Chart, Goal, SuiteResult
 
 NAME = "bench-proxy"
-
-
-def summarize(batches: list[tuple[list[Stream], float]]) -> dict:
-    """Tokens/s of whole batches and TTFT percentiles over every stream of them."""
-    streams = [s for batch, _ in batches for s in batch]
-    ttfts = [s.ttft_s * 1000 for s in streams if not s.error]
-    return {
-        "tokens_per_s": statistics.median(sum(s.tokens for s in b) / t for b, t in batches),
-        "ttft_p50_ms": percentile(ttfts, 50),
-        "ttft_p99_ms": percentile(ttfts, 99),
-        "errors": sum(bool(s.error) for s in streams),
-        "streams": len(streams),
-    }
 
 
 def run(quick: bool) -> SuiteResult:

@@ -1,60 +1,160 @@
-"""The llama.cpp engine: GGUF models served by llama-cpp-python's OpenAI server."""
+"""The llama.cpp engine: GGUF models served by llama.cpp's own `llama-server`.
+
+The binary comes from, in order: `c.KzApp.engine_envs["llamacpp"]` (the binary, or a folder
+with bin/llama-server), kz's own build (`%kz engines install llamacpp`, see llama_server_build),
+or a `llama-server` on PATH (Homebrew, distribution packages and containers ship one).
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
+from functools import lru_cache, partial
+from pathlib import Path
 
 import psutil
 
-from kz_jupyter.engine_api import (
-    Engine,
-    InstallRecipe,
-    LaunchSpec,
-    LaunchTarget,
-    python_failure,
-)
-from kz_jupyter.engine_envs import EnvironmentProbe
+from kz_jupyter.engine_api import Engine, EngineCheck, InstallRecipe, LaunchSpec, LaunchTarget
+from kz_jupyter.engine_envs import INSTALLED_MARKER, EngineEnvironments
+from kz_jupyter.engines.llama_server_build import BINARY, build_llama_server
 from kz_jupyter.hardware import HardwareProfile
-from kz_jupyter.memory import MIB, MemoryEstimate, kv_cache_bytes
+from kz_jupyter.memory import MIB, MemoryEstimate
 from kz_jupyter.model_shape import ModelShape
 from kz_jupyter.planner import Plan
 from kz_jupyter.states import ErrorCode
 
-SERVER_DEPENDENCIES = ("uvicorn", "fastapi", "sse-starlette", "pydantic-settings")
-
-# GGUF `general.architecture` -> llama-cpp-python chat format, for files without a template.
-FAMILY_CHAT_FORMATS = {
+# GGUF `general.architecture` -> llama.cpp built-in template, for files without a template.
+FAMILY_TEMPLATES = {
     "gemma": "gemma",
     "gemma2": "gemma",
     "gemma3": "gemma",
-    "qwen2": "qwen",
-    "qwen3": "qwen",
-    "mistral": "mistral-instruct",
-    "phi2": "phind",
+    "qwen2": "chatml",
+    "qwen3": "chatml",
+    "mistral": "mistral-v1",
+    "phi3": "phi3",
     "chatglm": "chatglm3",
 }
-
-
-# Calibrated on llama-cpp-python 0.3.36 against the peak RSS of SmolLM2 135M and Gemma 3 270M
-# with a prompt filling the context (python -m bench memory): the server process without
-# a model (Python, uvicorn, libllama mapped), its vocabulary tables per token, and the attention
-# scratch per context token (scores and softmax of one ubatch: 1.6 x heads f32 values, plus one
-# f32 mask per attention kind).
-SERVER_BASE_BYTES = 91 * MIB
-VOCAB_BYTES_PER_TOKEN = 133
-SCORES_PER_HEAD = 1.6
-ACTIVATION_BYTES = 8 * MIB
+VERSION_TIMEOUT = 20.0
 UBATCH_TOKENS = 512  # llama.cpp's default n_ubatch: prompts are processed this many at a time
+# Measured on llama-server (its load log and peak RSS after a prompt, python -m bench memory):
+# the process without a model, and what grows with the vocabulary (tokenizer, sampler).
+SERVER_BASE_BYTES = 28 * MIB
+VOCAB_BYTES_PER_TOKEN = 240
+# Compute buffers of one ubatch: the MLP's activations (gate, up and their product, f32), the
+# f16 attention mask over a slot's cache (flash attention keeps no score matrix), scratch.
+MLP_BUFFERS = 3
+SCRATCH_BYTES = 4 * MIB
+# Layers of sliding-window attention per full-attention layer in llama.cpp's models with
+# interleaved windows: their cache holds the window and one ubatch, not the whole context.
+SLIDING_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4}
+# Quants the CPU backend keeps a second, repacked copy of, for files whose tensors were not read.
+REPACKED_QUANTS = frozenset({"Q4_0", "IQ4_NL", "Q4_K_S", "Q4_K_M"})
+# Bytes per cached value for each --kv-cache-type (q8_0 and q4_0 pack 32 values in a block).
+KV_TYPE_BYTES = {"f16": 2.0, "bf16": 2.0, "f32": 4.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+
+
+def cache_cells(shape: ModelShape, context_length: int) -> float:
+    """Cached tokens per slot, summed over layers: sliding-window layers keep the window and
+    one ubatch, the others the whole context."""
+    every = SLIDING_PATTERN.get(shape.architecture, 0) if shape.sliding_window else 0
+    full_layers = shape.layers // every if every else shape.layers
+    window = min(context_length, shape.sliding_window + UBATCH_TOKENS)
+    return full_layers * context_length + (shape.layers - full_layers) * window
+
+
+def kv_bytes(shape: ModelShape, context_length: int, parallel: int, kv_type: str = "f16") -> int:
+    """llama-server's KV cache: one per slot (not unified), keys and values of kv_type."""
+    per_cell = shape.kv_heads * (shape.head_dim_k + shape.head_dim_v) * KV_TYPE_BYTES[kv_type]
+    return int(per_cell * cache_cells(shape, context_length) * parallel)
+
+
+def repacked_bytes(shape: ModelShape, hardware: HardwareProfile) -> int:
+    """The repacked copy the x86 CPU backend makes of Q4_0, Q4_K and IQ4_NL weights: as the
+    file's tensors say, else (header only) all but a Q4_0-sized embedding table."""
+    if hardware.machine not in ("x86_64", "AMD64") or hardware.gpus:
+        return 0
+    if shape.repackable_bytes >= 0:
+        return shape.repackable_bytes
+    if shape.dtype not in REPACKED_QUANTS:
+        return 0
+    embeddings = shape.vocab_size * shape.hidden_size * 18 // 32
+    return max(shape.weights_bytes - embeddings, 0)
+
+
+def gguf_chat_plan(
+    architecture: str, has_template: bool, formats: dict[str, str], described: str
+) -> tuple[str | None, bool, str]:
+    """(chat format, can chat, reason) for a GGUF: its own template, else the format formats
+    name for its architecture (described fills in that name), else it cannot chat."""
+    if has_template:
+        return None, True, "the GGUF's own chat template"
+    family = formats.get(architecture)
+    if family:
+        return family, True, "no template in the GGUF: " + described.format(family)
+    return None, False, f"no chat template in the GGUF and none known for '{architecture}'"
+
+
+def find_llama_server(environments: EngineEnvironments) -> tuple[Path | None, str]:
+    """The llama-server to run and where it came from, or None and what to do."""
+    configured = environments.configured.get("llamacpp")
+    if configured:
+        path = Path(configured).expanduser()
+        for candidate in (path, path / "bin" / BINARY, path / BINARY):
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return candidate, f"configured: {candidate}"
+        return None, (
+            f'c.KzApp.engine_envs["llamacpp"] is {path}, which is no llama-server: name the '
+            "binary, or a folder holding bin/llama-server"
+        )
+    own = environments.folder_for("llamacpp")
+    built = own / "bin" / BINARY
+    if (own / INSTALLED_MARKER).exists() and built.is_file():
+        return built, f"built by kz: {built}"
+    found = shutil.which(BINARY)
+    if found:
+        return Path(found), f"on PATH: {found}"
+    return None, (
+        "llama-server was not found (not configured, not built by kz, not on PATH): "
+        "%kz engines install llamacpp builds it (about 7 minutes on 2 cores)"
+    )
+
+
+@lru_cache(maxsize=16)
+def _version_of(binary: str, mtime: float) -> tuple[str, str]:
+    """(version, error) from `llama-server --version`, kept while the file is unchanged."""
+    try:
+        done = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=VERSION_TIMEOUT
+        )
+    except (OSError, subprocess.SubprocessError) as error:
+        return "", f"{binary} could not be run ({error})"
+    text = done.stdout + done.stderr
+    if done.returncode != 0:
+        return "", f"{binary} --version failed: {text.strip()[-300:]}"
+    version = re.search(r"version: (.+)", text)
+    built = re.search(r"built with (.+)", text)
+    words = [version.group(1).strip() if version else text.strip().split("\n")[0]]
+    return " ".join(words + ([f"built with {built.group(1).strip()}"] if built else [])), ""
+
+
+def llama_server_version(binary: Path) -> tuple[str, str]:
+    """(version and build, error) of a llama-server binary."""
+    try:
+        mtime = binary.stat().st_mtime
+    except OSError as error:
+        return "", f"{binary} cannot be read ({error})"
+    return _version_of(str(binary), mtime)
 
 
 class LlamaCppEngine(Engine):
-    """llama.cpp through `python -m llama_cpp.server`: GGUF on CPU, Metal or CUDA."""
+    """llama.cpp's `llama-server`: GGUF on CPU, Metal or CUDA, many requests at once."""
 
     name = "llamacpp"
     formats = ("gguf",)
-    distributions = ("llama_cpp_python", *SERVER_DEPENDENCIES)
-    parameters = frozenset({"gpu_layers"})
+    parameters = frozenset({"gpu_layers", "parallel"})
+    unsupported_features = {"echo": "put the prompt before the completion yourself"}
     log_patterns = (
         (
             re.compile(r"CUDA error|cudaMalloc failed|ggml_cuda_\w+: .*error", re.I),
@@ -62,109 +162,101 @@ class LlamaCppEngine(Engine):
         ),
         (
             re.compile(
-                r"failed to allocate|out of memory|Cannot allocate memory|MemoryError", re.I
+                r"failed to allocate|out of memory|Cannot allocate memory|"
+                r"unable to allocate \w+ buffer|std::bad_alloc",
+                re.I,
             ),
             ErrorCode.OOM,
         ),
         (
             re.compile(
                 r"failed to load model|error loading model|gguf_init_from_file.*failed|"
-                r"invalid magic|Model path does not exist",
+                r"failed to read magic|invalid magic|not within the file bounds|"
+                r"failed to open GGUF file|unknown model architecture",
                 re.I,
             ),
             ErrorCode.MODEL_LOADING_FAILURE,
         ),
-        python_failure(),
+        (re.compile(r"^error: |: error: |GGML_ASSERT"), ErrorCode.RUNTIME_ERROR),
     )
 
-    def availability(self, probe: EnvironmentProbe) -> tuple[bool, str, str]:
-        """llama-cpp-python with its server extra must be installed."""
-        version = probe.version_of("llama_cpp_python")
-        if version is None:
-            return False, "", "llama-cpp-python is missing: %kz engines install llamacpp"
-        missing = [d for d in SERVER_DEPENDENCIES if probe.version_of(d) is None]
-        if missing:
-            return (
-                False,
-                version,
-                f"the llama-cpp-python server extra is missing ({', '.join(missing)}): "
-                "pip install 'llama-cpp-python[server]'",
+    def check(self, environments: EngineEnvironments) -> EngineCheck:
+        """Find the llama-server binary and ask it its version and build."""
+        binary, source = find_llama_server(environments)
+        if binary is None:
+            return EngineCheck(False, reason=source, source="-")
+        version, error = llama_server_version(binary)
+        if error:
+            return EngineCheck(
+                False, reason=f"{error}: %kz engines install llamacpp", source=source
             )
-        return True, version, ""
+        return EngineCheck(True, version, "", str(binary), source)
 
     def install_recipe(self, hardware: HardwareProfile) -> InstallRecipe:
-        """llama-cpp-python with its OpenAI server (built from source for this machine)."""
-        return InstallRecipe(packages=("llama-cpp-python[server]",))
+        """Build llama-server from the pinned llama.cpp source for this machine (kept)."""
+        return InstallRecipe(build=partial(build_llama_server, hardware=hardware))
 
     def plan_chat(self, architecture: str, has_template: bool) -> tuple[str | None, bool, str]:
-        """Use the GGUF's template, else the family's, else say the model cannot chat."""
-        if has_template:
-            return None, True, "the GGUF's own chat template"
-        family = FAMILY_CHAT_FORMATS.get(architecture)
-        if family:
-            return family, True, f"no template in the GGUF: using the {architecture} family's"
-        return None, False, f"no chat template in the GGUF and none known for '{architecture}'"
+        """Use the GGUF's template, else llama.cpp's built-in one for the family, else none."""
+        return gguf_chat_plan(
+            architecture, has_template, FAMILY_TEMPLATES, "llama.cpp's {} template"
+        )
 
     def estimate_memory(
-        self, shape: ModelShape, context_length: int, hardware: HardwareProfile
+        self, shape: ModelShape, context_length: int, hardware: HardwareProfile, parallel: int = 1
     ) -> MemoryEstimate:
-        """Peak RSS of llama_cpp.server with a full context: mapped weights, f16 KV cache (full
-        size on every layer, as llama-cpp-python allocates it, sliding-window layers too), the
-        attention scratch of one ubatch over the whole context, one row of logits, and the
-        server process with its vocabulary tables.
-        """
+        """Peak RSS of llama-server with `parallel` slots of context_length tokens: the mapped
+        weights (and a repacked copy of some quants), the f16 KV cache of every slot, the
+        compute buffers of one ubatch and the logits of every slot, and the server itself.
+        (Prompt-cache reuse works inside each slot's cache; the extra RAM cache is off.)"""
         device, available = self.memory_budget(hardware)
-        masks = 2 if shape.sliding_window else 1
-        per_context_token = UBATCH_TOKENS * 4 * (SCORES_PER_HEAD * max(shape.heads, 1) + masks)
+        feed_forward = shape.feed_forward or 4 * shape.hidden_size
+        kv = kv_bytes(shape, context_length, parallel)
+        compute = (
+            UBATCH_TOKENS * feed_forward * 4 * MLP_BUFFERS
+            + UBATCH_TOKENS * context_length * 2
+            + parallel * shape.vocab_size * 4
+            + SCRATCH_BYTES
+        )
         return MemoryEstimate(
-            weights=shape.weights_bytes,
-            kv_cache=kv_cache_bytes(shape, context_length),
-            compute=int(context_length * per_context_token)
-            + ACTIVATION_BYTES
-            + 4 * shape.vocab_size,
+            weights=shape.weights_bytes + repacked_bytes(shape, hardware),
+            kv_cache=kv,
+            compute=compute,
             overhead=SERVER_BASE_BYTES + VOCAB_BYTES_PER_TOKEN * shape.vocab_size,
             device=device,
             available=available,
         )
 
     def launch_spec(self, plan: Plan, target: LaunchTarget) -> LaunchSpec:
-        """Serve the GGUF file under the deployment's name, one thread per physical core.
-
-        Runs on the replica's node, so the core count is that node's. llama-cpp-python's own
-        default (half the logical cores) leaves half of a machine without SMT idle.
-        """
+        """Serve the GGUF under the deployment's name: the planned slots, each with the
+        planned context, continuous batching, metrics, prompt-cache reuse, one thread per
+        physical core of the replica's node."""
         threads = str(psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+        slots = max(plan.parallel, 1)
         args = [
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            plan.model_path,
-            "--model_alias",
-            target.served_name,
-            "--host",
-            target.host,
-            "--port",
-            str(target.port),
-            "--n_ctx",
-            str(plan.context_length),
-            "--n_threads",
-            threads,
-            "--n_threads_batch",
-            threads,
-        ]
-        if "--logits_all" not in plan.extra_args:
-            # The server's default (True) keeps f32 logits for every token of the context:
-            # n_ctx x n_vocab x 4 bytes (8 GiB for Gemma 3 at 8k). Only logprobs need them:
-            # deploy with --arg --logits_all --arg True for those.
-            args += ["--logits_all", "False"]
-        if "--interrupt_requests" not in plan.extra_args:
-            # The server's default (True) ends a stream early, without a finish reason, as soon
-            # as another request waits: with two users, one answer would be cut short. Queue.
-            args += ["--interrupt_requests", "False"]
+            "--model", plan.model_path,
+            "--alias", target.served_name,
+            "--host", target.host,
+            "--port", str(target.port),
+            "--ctx-size", str(plan.context_length * slots),
+            "--parallel", str(slots),
+            "--threads", threads,
+            "--threads-batch", threads,
+            "--cont-batching",
+            "--metrics",
+            "--cache-reuse", "256",
+            "--cache-ram", "0",
+            "--no-webui",
+            "--jinja",
+        ]  # fmt: skip
         if plan.chat_format:
-            args += ["--chat_format", plan.chat_format]
+            args += ["--chat-template", plan.chat_format]
         if plan.gpu_layers is not None:
-            args += ["--n_gpu_layers", str(plan.gpu_layers)]
+            args += ["--n-gpu-layers", str(plan.gpu_layers)]
+        if plan.task == "embed":
+            args += ["--embeddings"]
         return LaunchSpec(
-            args=(*args, *plan.extra_args), program=plan.engine_python, readiness_path="/v1/models"
+            args=(*args, *plan.extra_args),
+            program=plan.engine_program,
+            readiness_path="/health",  # 503 while the model loads, 200 once it serves
         )

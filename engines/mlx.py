@@ -93,7 +93,7 @@ class MlxEngine(Engine):
         return None
 
     def estimate_memory(
-        self, shape: ModelShape, context_length: int, hardware: HardwareProfile
+        self, shape: ModelShape, context_length: int, hardware: HardwareProfile, parallel: int = 1
     ) -> MemoryEstimate:
         """Weights as stored, a KV cache in the weights' precision, the attention scores of one
         prompt step (mlx-lm reads a prompt PREFILL_STEP tokens at a time, against everything
@@ -138,7 +138,7 @@ class MlxEngine(Engine):
         ]
         return LaunchSpec(
             args=(*args, *plan.extra_args),
-            program=plan.engine_python,
+            program=plan.engine_program,
             env={"HF_HUB_OFFLINE": "1"},
             readiness_path="/v1/completions",
             readiness_body={"model": target.served_name, "prompt": "Hi", "max_tokens": 1},

@@ -106,7 +106,7 @@ class VllmEngine(Engine):
         return "RAM", hardware.ram_available
 
     def estimate_memory(
-        self, shape: ModelShape, context_length: int, hardware: HardwareProfile
+        self, shape: ModelShape, context_length: int, hardware: HardwareProfile, parallel: int = 1
     ) -> MemoryEstimate:
         """Weights as served (16-bit on a GPU; as stored on a CPU), the KV cache vLLM reserves,
         and the runtime of its three processes (CPU) or the CUDA context (GPU)."""
@@ -162,7 +162,7 @@ class VllmEngine(Engine):
             env["VLLM_CPU_KVCACHE_SPACE"] = str(max(kv_gib, 1))
         return LaunchSpec(
             args=(*args, *plan.extra_args),
-            program=plan.engine_python,
+            program=plan.engine_program,
             env=env,
             readiness_path="/health",
             health_path="/health",

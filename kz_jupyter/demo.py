@@ -13,7 +13,7 @@ from kz_jupyter.client import KzClient
 from kz_jupyter.errors import KzError
 
 DEFAULT_MODEL = "smollm2"
-DEFAULT_QUESTION = "What is the capital of France?"
+DEFAULT_QUESTION = "What is the capital of France? Answer in one word."
 
 
 def run(model: str = DEFAULT_MODEL, question: str = DEFAULT_QUESTION) -> int:

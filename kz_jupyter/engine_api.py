@@ -6,11 +6,17 @@ import functools
 import importlib.metadata
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from kz_jupyter.engine_envs import EngineEnvironments, EnvironmentProbe, probe_environment
+from kz_jupyter.engine_envs import (
+    EngineEnvironments,
+    EnvironmentProbe,
+    is_current_interpreter,
+    probe_environment,
+)
 from kz_jupyter.memory import GIB, MIB, MemoryEstimate, kv_cache_bytes
 from kz_jupyter.model_shape import ModelShape
 from kz_jupyter.states import ErrorCode
@@ -32,13 +38,32 @@ def python_failure(*more: str) -> tuple[re.Pattern[str], ErrorCode]:
     return re.compile("|".join(alternatives)), ErrorCode.RUNTIME_ERROR
 
 
+LineCallback = Callable[[str], None]
+ProgressCallback = Callable[[int, int], None]
+
+
 @dataclass(frozen=True)
 class InstallRecipe:
-    """What `%kz engines install` puts in an engine's own environment."""
+    """What `%kz engines install` puts in an engine's own environment: pip packages, or a
+    build that writes the engine into the folder (reporting progress lines) and returns the
+    program it made."""
 
-    packages: tuple[str, ...]
+    packages: tuple[str, ...] = ()
     # Packages the engine's dependencies bring along that break it here (removed after).
     remove: tuple[str, ...] = ()
+    build: Callable[[Path, LineCallback], Path] | None = None
+
+
+@dataclass(frozen=True)
+class EngineCheck:
+    """Whether an engine can run here: its version, why not, what runs it and from where."""
+
+    available: bool
+    version: str = ""
+    reason: str = ""
+    # The interpreter or binary that runs the engine; None: the interpreter running kz.
+    program: str | None = None
+    source: str = "this environment"
 
 
 @dataclass(frozen=True)
@@ -75,9 +100,10 @@ class Engine(ABC):
     """An inference engine that serves a model behind an OpenAI-compatible HTTP server.
 
     Rules for implementers:
-    - `availability()` never raises: it answers (available, version, reason) from what the
-      engine's environment holds (`distributions` are looked up there), so a user is told
-      what to install instead of seeing a traceback.
+    - `check()` and `availability()` never raise: they answer whether the engine can run, its
+      version and why not, from what the engine's environment holds (`distributions` are
+      looked up there; an engine that is a binary overrides `check()` to find it), so a user
+      is told what to install instead of seeing a traceback.
     - `prepare()` runs on the replica's node before each start and may write files in the
       target's work folder; `launch_spec()` only builds the command line and does no I/O. The
       server it describes must listen on exactly the target's host and port, serve the OpenAI
@@ -97,9 +123,35 @@ class Engine(ABC):
     parameters: ClassVar[frozenset[str]] = frozenset()
     log_patterns: ClassVar[tuple[tuple[re.Pattern[str], ErrorCode], ...]] = ()
 
-    @abstractmethod
+    # OpenAI request features (see requested_features) this engine does not serve, each with
+    # what to do instead: the proxy answers such a request 400 naming engine and feature.
+    unsupported_features: ClassVar[dict[str, str]] = {}
+
     def availability(self, probe: EnvironmentProbe) -> tuple[bool, str, str]:
-        """Return (available, version, reason when not available) for the probed environment."""
+        """Return (available, version, reason when not available) for the probed environment:
+        by default, available when its first distribution is installed there."""
+        version = probe.version_of(*self.distributions[:1])
+        if version is None:
+            missing = self.distributions[0] if self.distributions else self.name
+            return False, "", f"{missing} is missing: %kz engines install {self.name}"
+        return True, version, ""
+
+    def check(self, environments: EngineEnvironments) -> EngineCheck:
+        """Find what runs this engine here; never raises.
+
+        Python engines probe their environment's `distributions`; an engine that is a binary
+        overrides this to find the binary instead.
+        """
+        probe = probe_environment(environments.python_for(self.name), self.distributions)
+        if probe.error:
+            return EngineCheck(
+                False,
+                reason=f"its environment is unusable ({probe.error}): "
+                f"%kz engines install {self.name}",
+            )
+        available, version, reason = self.availability(probe)
+        program = None if is_current_interpreter(probe.python) else probe.python
+        return EngineCheck(available, version, reason, program, environments.describe(self.name))
 
     def install_recipe(self, hardware: HardwareProfile) -> InstallRecipe | None:
         """What to install in an own environment for this hardware; None: not installable."""
@@ -124,9 +176,10 @@ class Engine(ABC):
         return "RAM", hardware.ram_available
 
     def estimate_memory(
-        self, shape: ModelShape, context_length: int, hardware: HardwareProfile
+        self, shape: ModelShape, context_length: int, hardware: HardwareProfile, parallel: int = 1
     ) -> MemoryEstimate:
-        """Estimate a deployment's peak memory: weights, KV cache, buffers, engine overhead.
+        """Estimate a replica's peak memory serving `parallel` requests of context_length tokens
+        each (engines without slots are asked for one): weights, KV cache, buffers, overhead.
 
         The generic estimate counts f32 logits for one batch of tokens as buffers and a fixed
         overhead; engines override it with what they measurably allocate.
@@ -134,12 +187,37 @@ class Engine(ABC):
         device, available = self.memory_budget(hardware)
         return MemoryEstimate(
             weights=shape.weights_bytes,
-            kv_cache=kv_cache_bytes(shape, context_length),
+            kv_cache=kv_cache_bytes(shape, context_length, parallel),
             compute=shape.vocab_size * GENERIC_BATCH_TOKENS * 4 + 64 * MIB,
             overhead=GENERIC_OVERHEAD,
             device=device,
             available=available,
         )
+
+
+def requested_features(body: dict) -> set[str]:
+    """The OpenAI features a chat or completion request asks for beyond plain generation:
+    logprobs, echo, n, json_object, json_schema, tools, stream_usage."""
+    features = set()
+    if body.get("logprobs") or body.get("top_logprobs"):
+        features.add("logprobs")
+    if body.get("echo"):
+        features.add("echo")
+    n = body.get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+        features.add("n")
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") in (
+        "json_object",
+        "json_schema",
+    ):
+        features.add(response_format["type"])
+    if body.get("tools"):
+        features.add("tools")
+    stream_options = body.get("stream_options")
+    if isinstance(stream_options, dict) and stream_options.get("include_usage"):
+        features.add("stream_usage")
+    return features
 
 
 @functools.lru_cache(maxsize=1)
@@ -161,34 +239,19 @@ def get_engine(name: str) -> Engine:
     return engines[name]
 
 
-def check_engine(
-    engine: Engine, environments: EngineEnvironments
-) -> tuple[bool, str, str, EnvironmentProbe]:
-    """Probe an engine's environment: (available, version, reason, probe); never raises."""
-    probe = probe_environment(environments.python_for(engine.name), engine.distributions)
-    if probe.error:
-        return (
-            False,
-            "",
-            f"its environment is unusable ({probe.error}): %kz engines install {engine.name}",
-            probe,
-        )
-    return (*engine.availability(probe), probe)
-
-
 def engine_availability(environments: EngineEnvironments | None = None) -> list[dict]:
     """Report, for every registered engine, whether it can run here, where, and why not."""
     environments = environments or EngineEnvironments()
     report = []
     for name, engine in sorted(load_engines().items()):
-        available, version, reason, _ = check_engine(engine, environments)
+        check = engine.check(environments)
         report.append(
             {
                 "name": name,
-                "available": available,
-                "version": version,
-                "reason": reason,
-                "environment": environments.describe(name),
+                "available": check.available,
+                "version": check.version,
+                "reason": check.reason,
+                "environment": check.source,
             }
         )
     return report

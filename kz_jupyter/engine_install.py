@@ -9,10 +9,15 @@ import argparse
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from kz_jupyter.engine_api import InstallRecipe, check_engine, get_engine, load_engines
+from kz_jupyter.engine_api import (
+    InstallRecipe,
+    LineCallback,
+    ProgressCallback,
+    get_engine,
+    load_engines,
+)
 from kz_jupyter.engine_envs import INSTALLED_MARKER, EngineEnvironments, interpreter_in
 from kz_jupyter.hardware import probe_hardware
 
@@ -23,9 +28,6 @@ SHOWN_LINE = re.compile(
     r"ERROR|error:)"
 )
 RAW_PROGRESS = re.compile(r"^Progress (\d+) of (\d+)$")
-
-LineCallback = Callable[[str], None]
-BytesCallback = Callable[[int, int], None]
 
 
 def shortened(line: str, shown: int = 6) -> str:
@@ -46,12 +48,13 @@ def install_engine(
     name: str,
     environments: EngineEnvironments,
     on_line: LineCallback = print,
-    on_bytes: BytesCallback | None = None,
+    on_bytes: ProgressCallback | None = None,
 ) -> str:
     """Create (or update) the engine's own environment and install the engine there.
 
-    Returns the environment's interpreter. pip's progress comes through on_line (what it is
-    doing) and on_bytes (bytes of the current download).
+    Returns the environment's interpreter (or, for an engine that is built, its program).
+    Progress comes through on_line (what it is doing) and on_bytes (bytes of the current
+    download).
     """
     try:
         engine = get_engine(name)
@@ -75,6 +78,12 @@ def install_engine(
             )
     else:
         folder = environments.folder_for(name)
+    if recipe.build is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        program = recipe.build(folder, on_line)
+        (folder / INSTALLED_MARKER).write_text(f"built by kz-jupyter: {program}\n")
+        on_line(f"{name} is installed in {folder}")
+        return str(program)
     python = interpreter_in(folder)
     if not python.exists():
         on_line(f"Creating the environment {folder}")
@@ -88,7 +97,7 @@ def install_engine(
 
 
 def _pip_install(
-    python: Path, recipe: InstallRecipe, on_line: LineCallback, on_bytes: BytesCallback | None
+    python: Path, recipe: InstallRecipe, on_line: LineCallback, on_bytes: ProgressCallback | None
 ) -> None:
     """pip install the recipe's packages, then remove the ones that would break them."""
     pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
@@ -98,24 +107,37 @@ def _pip_install(
         _run([*pip, "uninstall", "-y", *recipe.remove], on_line, on_bytes)
 
 
-def _run(command: list[str], on_line: LineCallback, on_bytes: BytesCallback | None) -> None:
-    """Run a command, passing on its useful lines; raise EngineInstallError if it fails."""
+def _run(command: list[str], on_line: LineCallback, on_bytes: ProgressCallback | None) -> None:
+    """Run pip, passing on its useful lines and download progress."""
+
+    def pip_line(line: str) -> None:
+        progress = RAW_PROGRESS.match(line)
+        if progress:
+            if on_bytes is not None:
+                on_bytes(int(progress.group(1)), int(progress.group(2)))
+        elif SHOWN_LINE.match(line) and "(from " not in line:  # not each dependency
+            on_line(shortened(line))
+
+    run_streaming(command, pip_line)
+
+
+def run_streaming(command: list[str], on_output: LineCallback) -> None:
+    """Run a command, handing each line of its output to on_output; raise EngineInstallError
+    with the output's last lines if it fails."""
     tail: list[str] = []
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as process:
+    try:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+    except OSError as error:
+        raise EngineInstallError(f"`{command[0]}` could not be run: {error}") from None
+    with process:
         assert process.stdout is not None
         for raw in process.stdout:
             line = raw.rstrip()
-            progress = RAW_PROGRESS.match(line)
-            if progress:
-                if on_bytes is not None:
-                    on_bytes(int(progress.group(1)), int(progress.group(2)))
-                continue
-            if line and not line.startswith("WARNING: Location"):
+            if line and not line.startswith("WARNING: Location") and not RAW_PROGRESS.match(line):
                 tail = [*tail[-19:], line]
-            if SHOWN_LINE.match(line) and "(from " not in line:  # not each dependency
-                on_line(shortened(line))
+            on_output(line)
     if process.returncode != 0:
         details = "\n".join(tail[-8:])
         shown = " ".join(Path(command[0]).name if i == 0 else a for i, a in enumerate(command))
@@ -137,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     environments = EngineEnvironments(root=Path(args.dir)) if args.dir else EngineEnvironments()
     for name in args.engines:
         if args.skip_available and name in load_engines():
-            available, version, _, probe = check_engine(get_engine(name), environments)
-            if available:
-                print(f"{name} {version} is already usable ({probe.python})")
+            check = get_engine(name).check(environments)
+            if check.available:
+                print(f"{name} {check.version} is already usable ({check.source})")
                 continue
         try:
             install_engine(name, environments)

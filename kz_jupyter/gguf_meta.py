@@ -30,6 +30,9 @@ SHAPE_SUFFIXES = (
     ".attention.value_length",
     ".attention.sliding_window",
 )
+# ggml types llama.cpp's x86 CPU backend keeps a repacked copy of: type -> (block values, bytes).
+REPACKABLE_TYPES = {2: (32, 18), 12: (256, 144), 20: (32, 18)}  # Q4_0, Q4_K, IQ4_NL
+REPACKABLE_KEY = "kz.repackable_bytes"
 WANTED_KEYS = {
     "general.architecture",
     "general.name",
@@ -59,6 +62,8 @@ class GgufMetadata:
     value_length: int = 0
     vocab_size: int = 0
     sliding_window: int = 0
+    # Bytes of tensors the CPU backend repacks (a second copy in RAM); -1: not read.
+    repackable_bytes: int = -1
 
     @property
     def has_chat_template(self) -> bool:
@@ -135,7 +140,7 @@ def _read_fields(data: bytes | mmap.mmap) -> dict[str, object]:
     version = cursor.unpack("<I")
     if version not in (2, 3):
         raise GgufReadError(f"unsupported GGUF version {version}")
-    cursor.unpack("<Q")  # tensor count
+    tensor_count = cursor.unpack("<Q")
     fields: dict[str, object] = {}
     for _ in range(cursor.unpack("<Q")):
         key = cursor.string()
@@ -143,7 +148,28 @@ def _read_fields(data: bytes | mmap.mmap) -> dict[str, object]:
         value = cursor.value(cursor.unpack("<I"), keep)
         if keep:
             fields[key] = value
+    try:
+        fields[REPACKABLE_KEY] = _repackable_bytes(cursor, int(tensor_count))
+    except GgufTruncatedError:  # only the key-value header was given: not known
+        pass
     return fields
+
+
+def _repackable_bytes(cursor: _HeaderCursor, tensor_count: int) -> int:
+    """Bytes of the tensors in the quant types llama.cpp's CPU backend repacks, from the tensor
+    descriptions after the key-value header (token embeddings, read by row, are left out)."""
+    total = 0
+    for _ in range(tensor_count):
+        name = cursor.string()
+        elements = 1
+        for _ in range(cursor.unpack("<I")):
+            elements *= cursor.unpack("<Q")
+        ggml_type = cursor.unpack("<I")
+        cursor.unpack("<Q")  # offset
+        if ggml_type in REPACKABLE_TYPES and name != "token_embd.weight":
+            block, size = REPACKABLE_TYPES[ggml_type]
+            total += elements // block * size
+    return total
 
 
 def _number(fields: dict[str, object], key: str) -> int:
@@ -176,6 +202,7 @@ def parse_gguf_header(data: bytes | mmap.mmap, size_bytes: int) -> GgufMetadata:
         value_length=_number(fields, f"{arch}.attention.value_length") or head_dim,
         vocab_size=_number(fields, "tokenizer.ggml.tokens"),
         sliding_window=_number(fields, f"{arch}.attention.sliding_window"),
+        repackable_bytes=int(fields.get(REPACKABLE_KEY, -1)),
     )
 
 

@@ -13,6 +13,14 @@ SAFETENSORS_DTYPE_BYTES = {
     "I16": 2, "U16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I8": 1, "U8": 1, "BOOL": 1,
 }  # fmt: skip
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+# llama.cpp's `general.file_type` values (LLAMA_FTYPE_MOSTLY_*): the quant most tensors have.
+GGUF_FILE_TYPES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
+    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
+    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS",
+    23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S",
+    29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4",
+}  # fmt: skip
 # Encoder-only families: their checkpoints embed text, they do not generate it.
 ENCODER_MODEL_TYPES = frozenset(
     {"bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "nomic_bert", "modernbert"}
@@ -41,6 +49,9 @@ class ModelShape:
     dtype: str = ""
     has_chat_template: bool = False
     sliding_window: int = 0
+    feed_forward: int = 0  # the MLP's inner size (0: not known)
+    # GGUF: bytes of the tensors llama.cpp's CPU backend repacks (-1: not read; 0: none).
+    repackable_bytes: int = 0
     task: str = "generate"  # or "embed": an embedding model, served on /v1/embeddings
 
     def to_dict(self) -> dict:
@@ -63,6 +74,9 @@ class ModelShape:
             weights_bytes=weights_bytes,
             has_chat_template=meta.has_chat_template,
             sliding_window=meta.sliding_window,
+            feed_forward=meta.feed_forward_length,
+            repackable_bytes=meta.repackable_bytes,
+            dtype=GGUF_FILE_TYPES.get(meta.file_type, ""),
         )
 
     @classmethod

@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kz_jupyter.engine_api import Engine, check_engine, load_engines
-from kz_jupyter.engine_envs import EngineEnvironments, is_current_interpreter
+from kz_jupyter.engine_api import Engine, load_engines
+from kz_jupyter.engine_envs import EngineEnvironments
 from kz_jupyter.hardware import HardwareProfile
 from kz_jupyter.memory import MemoryEstimate, fit_suggestions, human_bytes
 from kz_jupyter.model_shape import ModelShape
@@ -17,6 +17,11 @@ from kz_jupyter.references import HubRepo
 from kz_jupyter.states import ErrorCode
 
 DEFAULT_CONTEXT_LENGTH = 4096
+# Parallel requests per replica for engines with slots, most first. More slots cost only KV
+# cache: the planner takes the most whose estimate leaves half of the free memory to others
+# (SLOT_SHARE), else the most that fit at all.
+SLOT_LADDER = (8, 4, 2, 1)
+SLOT_SHARE = 0.5
 # Engine preference per kind of machine (the Kamiwaza rules): vLLM on NVIDIA, MLX on Apple
 # Silicon, llama.cpp on CPU; engines from plugins come after these.
 PREFERENCE = {
@@ -34,6 +39,8 @@ class Overrides:
     context_length: int | None = None
     replicas: int = 1
     gpu_layers: int | None = None
+    # Requests served at once by each replica (llama.cpp's slots); None: as many as fit.
+    parallel: int | None = None
     dtype: str | None = None
     quantization: str | None = None
     tensor_parallel: int = 1
@@ -54,7 +61,8 @@ class Plan:
     format: str
     engine: str
     engine_reason: str
-    context_length: int
+    context_length: int  # per request
+    parallel: int = 1  # requests each replica serves at once, each with context_length tokens
     task: str = "generate"  # or "embed"
     architecture: str = ""
     chat_format: str | None = None
@@ -85,8 +93,8 @@ class Plan:
     lora_adapters: dict = field(default_factory=dict)
     lora_rank: int = 0
     engine_version: str = ""
-    # The interpreter of the engine's own environment; None: the one running the replica.
-    engine_python: str | None = None
+    # The interpreter or binary that runs the engine; None: the Python running the replica.
+    engine_program: str | None = None
 
     def to_dict(self) -> dict:
         """Return JSON-ready data."""
@@ -167,12 +175,11 @@ def rank_engines(
         if not served:
             rejected[name] = "serves no embedding models"
             continue
-        available, version, reason, probe = check_engine(engine, environments)
-        if not available:
-            rejected[name] = f"not usable here: {reason or _install_hint(name)}"
+        check = engine.check(environments)
+        if not check.available:
+            rejected[name] = f"not usable here: {check.reason or _install_hint(name)}"
         else:
-            python = None if is_current_interpreter(probe.python) else probe.python
-            usable.append((engine, served[0], version, python))
+            usable.append((engine, served[0], check.version, check.program))
     if requested and not usable:
         raise PlanError(
             f"Engine '{requested}' cannot serve this model here: {rejected[requested]}."
@@ -187,6 +194,7 @@ def rank_engines(
 
 ENGINE_PARAMETERS = {
     "gpu_layers": "--gpu-layers",
+    "parallel": "--parallel",
     "dtype": "--dtype",
     "quantization": "--quantization",
     "tensor_parallel": "--tensor-parallel",
@@ -235,22 +243,41 @@ def _context_for(shape: ModelShape, requested: int | None) -> int:
     return wanted
 
 
+def slot_choices(engine: Engine, overrides: Overrides) -> tuple[int, ...]:
+    """Parallel requests to try per replica, most first: the user's number, else as many as
+    the engine serves well down to one; 1 for engines without slots."""
+    if "parallel" not in engine.parameters:
+        return (1,)
+    if overrides.parallel:
+        return (overrides.parallel,)
+    return SLOT_LADDER
+
+
 def _choose_candidate(
     source: ModelSource,
     engine: Engine,
     fmt: str,
     hardware: HardwareProfile,
     overrides: Overrides,
-) -> tuple[Candidate, ModelShape, int, MemoryEstimate]:
-    """The first candidate of fmt (quant ladder order) whose estimate fits; OOM if none."""
+) -> tuple[Candidate, ModelShape, int, int, MemoryEstimate]:
+    """The first candidate of fmt (quant ladder order) and the most slots whose estimate fits;
+    OOM if none. Returns (candidate, shape, context per request, slots, estimate)."""
     tried = []
     for candidate in (c for c in source.candidates if c.format == fmt):
         shape = source.shape(candidate)
         context = _context_for(shape, overrides.context_length)
-        estimate = engine.estimate_memory(shape, context, hardware)
-        if estimate.fits or overrides.force:
-            return candidate, shape, context, estimate
-        tried.append((candidate, shape, context, estimate))
+        choices = slot_choices(engine, overrides)
+        estimates = [engine.estimate_memory(shape, context, hardware, n) for n in choices]
+        modest = [
+            (n, e) for n, e in zip(choices, estimates, strict=True)
+            if e.fits and e.total <= e.available * SLOT_SHARE
+        ]  # fmt: skip
+        fitting = [(n, e) for n, e in zip(choices, estimates, strict=True) if e.fits]
+        chosen = modest or fitting or ([(choices[0], estimates[0])] if overrides.force else [])
+        if chosen:
+            slots, estimate = chosen[0]
+            return candidate, shape, context, slots, estimate
+        tried.append((candidate, shape, context, estimates[-1]))
     candidate, shape, context, estimate = min(tried, key=lambda t: t[3].total)
     labels = ", ".join(f"{c.label} {human_bytes(e.total)}" for c, _, _, e in tried)
     ideas = "; ".join(fit_suggestions(estimate, shape, context))
@@ -272,14 +299,14 @@ def plan_deployment(
     usable, rejected = rank_engines(
         source.formats(), hardware, load_engines(), overrides.engine, environments, tasks
     )
-    engine, fmt, version, python = usable[0]
+    engine, fmt, version, program = usable[0]
     check_parameters(engine, overrides)
     reason = (
         f"engine '{engine.name}' was requested"
         if overrides.engine
         else f"{fmt} model on {_where(hardware)}: {engine.name} serves {fmt}"
     )
-    candidate, shape, context, estimate = _choose_candidate(
+    candidate, shape, context, slots, estimate = _choose_candidate(
         source, engine, fmt, hardware, overrides
     )
     chat_format, can_chat, chat_reason = engine.plan_chat(
@@ -296,6 +323,7 @@ def plan_deployment(
         engine=engine.name,
         engine_reason=reason,
         context_length=context,
+        parallel=slots,
         task=shape.task,
         architecture=shape.architecture,
         chat_format=chat_format,
@@ -328,5 +356,5 @@ def plan_deployment(
         lora_adapters={n: str(Path(p).expanduser()) for n, p in overrides.lora_adapters.items()},
         lora_rank=lora_rank(overrides.lora_adapters),
         engine_version=version,
-        engine_python=python,
+        engine_program=program,
     )

@@ -40,7 +40,7 @@ USAGE = """\
 %kz pull MODEL [--revision R] [--redownload]   download the files for this machine
 %kz deploy MODEL [--name N] [--replicas N] [options]
     MODEL: a preset, a pip-shipped model, a path, or a Hub repo[:QUANT] or repo/FILE
-    options: --engine E --context N --gpu-layers N --dtype D --quantization Q
+    options: --engine E --context N --parallel N --gpu-layers N --dtype D --quantization Q
              --tensor-parallel N --gpu-memory-utilization F --lora NAME=FOLDER (repeat;
              chat with it as NAME/ADAPTER) --arg ENGINE_ARG (repeat)
              --revision R --force
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--engine")
         sub.add_argument("--context", type=int, dest="context_length")
         sub.add_argument("--gpu-layers", type=int)
+        sub.add_argument("--parallel", type=int)
         sub.add_argument("--dtype")
         sub.add_argument("--quantization")
         sub.add_argument("--tensor-parallel", type=int)
@@ -322,6 +323,7 @@ def _options(args) -> dict:
         "engine": args.engine,
         "context_length": args.context_length,
         "gpu_layers": args.gpu_layers,
+        "parallel": args.parallel,
         "dtype": args.dtype,
         "quantization": args.quantization,
         "tensor_parallel": args.tensor_parallel,

@@ -163,13 +163,18 @@ def format_plan(plan: dict) -> str:
     lines = [
         f"model    {plan['model']} ({plan['source']}: {where})",
         f"engine   {plan['engine']} {plan.get('engine_version', '')}: {plan['engine_reason']}"
-        + (f" (runs from {plan['engine_python']})" if plan.get("engine_python") else ""),
+        + (f" (runs from {plan['engine_program']})" if plan.get("engine_program") else ""),
         f"files    {plan['variant']}: " + ", ".join(plan["files"]),
     ]
     if plan["download_bytes"]:
         lines.append(f"download {format_bytes(plan['download_bytes'])} still to fetch")
     lines += [
-        f"context  {plan['context_length']} tokens",
+        f"context  {plan['context_length']} tokens"
+        + (
+            f" per request, {plan['parallel']} parallel requests"
+            if plan.get("parallel", 1) > 1
+            else ""
+        ),
         f"chat     {'yes' if plan['can_chat'] else 'no'}: {plan['chat_reason']}",
         *(["serves   embeddings (/v1/embeddings)"] if plan.get("task") == "embed" else []),
         f"memory   {format_bytes(memory['total'])} estimated vs "

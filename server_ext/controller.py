@@ -138,6 +138,7 @@ def parse_overrides(body: dict) -> Overrides:
         context_length=_integer(body, "context_length", 64, 1_048_576),
         replicas=_integer(body, "replicas", 1, 16, default=1),
         gpu_layers=_integer(body, "gpu_layers", -1, 100_000),
+        parallel=_integer(body, "parallel", 1, 256),
         dtype=_text(body, "dtype", "bfloat16"),
         quantization=_text(body, "quantization", "awq"),
         tensor_parallel=_integer(body, "tensor_parallel", 1, 64, default=1),

@@ -30,7 +30,7 @@ class InstallJob:
     line_count: int = 0  # lines reported so far; `lines` keeps the newest KEPT_LINES
     done: int = 0
     total: int = 0
-    python: str = ""
+    program: str = ""  # what runs the installed engine: its interpreter, or its binary
     error: str = ""
     started_at: float = field(default_factory=time.time)
 
@@ -70,7 +70,7 @@ class EngineInstalls:
     async def _run(self, job: InstallJob) -> None:
         """Install in a worker thread; end the job with the interpreter or the reason."""
         try:
-            job.python = await asyncio.to_thread(
+            job.program = await asyncio.to_thread(
                 install_engine, job.engine, self.environments, job.add_line, job.add_bytes
             )
             job.status = "done"

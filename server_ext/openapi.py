@@ -45,6 +45,7 @@ DEPLOY_REQUEST = {
         "context_length": nullable(integer(64, 1_048_576)),
         "replicas": nullable(integer(1, 16)),
         "gpu_layers": nullable(integer(-1, 100_000)),
+        "parallel": nullable(integer(1, 256)),
         "dtype": nullable({"type": "string", "minLength": 1}),
         "quantization": nullable({"type": "string", "minLength": 1}),
         "tensor_parallel": nullable(integer(1, 64)),

@@ -9,6 +9,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from kz_jupyter.engine_api import load_engines, requested_features
 from kz_jupyter.server_ext.access import can_see
 from kz_jupyter.server_ext.handlers import KzAPIHandler
 from kz_jupyter.states import DeploymentStatus
@@ -76,7 +77,7 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 "invalid_request_error",
                 "model_not_found",
             )
-        refusal = self._refusal(deployment)
+        refusal = self._refusal(deployment, body)
         if refusal:
             return self.openai_error(400, refusal[0], "invalid_request_error", refusal[1])
         limit = self.settings.get("kz_max_requests", 0)
@@ -126,10 +127,21 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 idle.touch(deployment)
             return
 
-    def _refusal(self, deployment) -> tuple[str, str] | None:
-        """(message, code) when the deployment cannot serve this route, else None."""
+    def _refusal(self, deployment, body: dict) -> tuple[str, str] | None:
+        """(message, code) when the deployment cannot serve this request, else None."""
         plan = deployment.plan or {}
         task = plan.get("task", "generate")
+        engine = load_engines().get(plan.get("engine", ""))
+        missing = sorted(
+            requested_features(body) & set(engine.unsupported_features if engine else ())
+        )
+        if missing:
+            feature = missing[0]
+            return (
+                f"'{deployment.name}' runs on {engine.name}, which does not support "
+                f"'{feature}': {engine.unsupported_features[feature]}.",
+                "unsupported_feature",
+            )
         if task == "embed" and self.task != "embed":
             return (f"'{deployment.name}' is an embedding model: use /v1/embeddings.",
                     "embeddings_only")  # fmt: skip

@@ -16,7 +16,7 @@ CELLS = [
     "%load_ext kz_jupyter",
     "%kz hw",
     "%kz deploy smollm2",
-    '%kz chat smollm2 "What is the capital of France?" --temperature 0',
+    '%kz chat smollm2 "What is the capital of France? Answer in one word." --temperature 0',
     "%%kz chat smollm2 --temperature 0\nWhat is the capital of France? Answer in one sentence.",
     "%kz ps",
     "%kz logs smollm2 --lines 5",
@@ -35,7 +35,7 @@ def engine_pids() -> set[int]:
     pids = set()
     for child in psutil.Process().children(recursive=True):
         try:
-            if "llama_cpp.server" in child.cmdline():
+            if any(part.endswith("llama-server") for part in child.cmdline()):
                 pids.add(child.pid)
         except psutil.NoSuchProcess:  # exited while we looked: not running
             continue

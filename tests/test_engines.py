@@ -17,7 +17,13 @@ from conftest import json_of
 
 pytestmark = pytest.mark.slow
 
-ENGINE_FORMATS = {"llamacpp": "gguf", "vllm": "safetensors", "mlx": "safetensors", "echo": "gguf"}
+ENGINE_FORMATS = {
+    "llamacpp": "gguf",
+    "llama-cpp-python": "gguf",
+    "vllm": "safetensors",
+    "mlx": "safetensors",
+    "echo": "gguf",
+}
 
 
 @pytest.fixture
@@ -80,14 +86,16 @@ async def test_deploy_chat_stop_on_each_engine(
     assert plan["engine"] == engine and plan["format"] == ENGINE_FORMATS[engine]
     assert plan["engine_version"]
     if engine in ("vllm", "mlx"):  # from their own environments, not the server's
-        assert plan["engine_python"].endswith(f".engines/{engine}/bin/python")
+        assert plan["engine_program"].endswith(f".engines/{engine}/bin/python")
+    if engine == "llamacpp":  # the llama-server kz built
+        assert plan["engine_program"].endswith(".engines/llamacpp/bin/llama-server")
     engine_process = psutil.Process(record["replicas"][0]["pid"])
 
     request = {"model": engine, "messages": QUESTION, "max_tokens": 24, "temperature": 0}
     reply = json_of(await post_json(jp_fetch, "kz/v1/chat/completions", body=request))
     text = check_chat_completion(reply, engine)
     if engine == "echo":
-        assert text == "echo: What is the capital of France?"
+        assert text == "echo: What is the capital of France? Answer in one word."
     else:  # the real engines answer the question, from the same weights
         assert "Paris" in text, text
 
@@ -138,9 +146,12 @@ async def test_deploy_chat_stop_on_each_engine(
 
 async def test_engines_are_listed_with_version_and_environment(jp_fetch):
     engines = {e["name"]: e for e in json_of(await jp_fetch("kz/api/engines"))}
-    assert set(engines) >= {"llamacpp", "vllm", "mlx", "echo"}
+    assert set(engines) >= {"llamacpp", "llama-cpp-python", "vllm", "mlx", "echo"}
     assert all(e["available"] and e["version"] for e in engines.values()), engines
-    assert engines["llamacpp"]["environment"] == "this environment"
+    assert engines["llamacpp"]["environment"].startswith("built by kz: ")
+    assert engines["llamacpp"]["environment"].endswith(".engines/llamacpp/bin/llama-server")
+    assert "commit" in engines["llamacpp"]["version"]  # llama.cpp's version, build and commit
+    assert engines["llama-cpp-python"]["environment"] == "this environment"
     assert engines["vllm"]["environment"].startswith("own environment: ")
     assert engines["vllm"]["environment"].endswith(".engines/vllm/bin/python")
 
@@ -166,7 +177,10 @@ async def test_a_missing_engine_says_how_to_install_it(
     status, error = await error_of(
         jp_fetch, "kz/api/engines/nonesuch/install", method="POST", body=""
     )
-    assert status == 404 and "Known engines: echo, llamacpp, mlx, vllm" in error["message"]
+    assert (
+        status == 404
+        and "Known engines: echo, llama-cpp-python, llamacpp, mlx, vllm" in (error["message"])
+    )
 
 
 def broken_copy(source, destination, config_change: dict | None = None, cut_weights=False):

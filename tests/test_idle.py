@@ -14,7 +14,7 @@ from conftest import json_of
 
 pytestmark = pytest.mark.slow
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
 
 async def ask(jp_fetch, name: str) -> str:

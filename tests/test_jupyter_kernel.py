@@ -28,7 +28,7 @@ def test_magics_in_a_kernel_of_a_real_jupyter_server(jupyter_server):
             "from kz_jupyter.client import KzClient",
             "print('SOURCE', KzClient().connection.source)",
             "%kz deploy smollm2",
-            "%kz chat smollm2 'What is the capital of France?' --temperature 0",
+            "%kz chat smollm2 'What is the capital of France? Answer in one word.' --temperature 0",
             "%kz ps",
         ]
     )

@@ -148,7 +148,8 @@ async def bob_session(server: str, token: str, kernel_id: str) -> list[str]:
     """Bob's magics: ps, chat, and three refusals; the text of each cell."""
     cells = [
         "%load_ext kz_jupyter\n%kz ps",
-        "%kz chat smollm2 'What is the capital of France?' --temperature 0 --max-tokens 24",
+        "%kz chat smollm2 'What is the capital of France? Answer in one word.' --temperature 0 "
+        "--max-tokens 24",
         "%kz stop smollm2",
         "%kz stop secret",
         "%kz deploy smollm2 --name secret",

@@ -80,7 +80,7 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
 
     row.get_by_role("button", name="logs").click()
     logs = page.locator(".jp-MainAreaWidget .kz-logs")
-    expect(logs).to_contain_text("Uvicorn running on http://127.0.0.1")
+    expect(logs).to_contain_text("listening on http://127.0.0.1")
     expect(page.locator(".lm-TabBar-tab", has_text="Logs: smollm2")).to_have_count(1)
     page.screenshot(path=ARTIFACTS / "3-logs.png")
 

@@ -154,7 +154,9 @@ async def test_deploy_hub_repo_downloads_then_serves(jp_fetch, hub_env):
         "kz/v1/chat/completions",
         {
             "model": "smol",
-            "messages": [{"role": "user", "content": "What is the capital of France?"}],
+            "messages": [
+                {"role": "user", "content": "What is the capital of France? Answer in one word."}
+            ],
             "max_tokens": 16,
             "temperature": 0,
         },

@@ -22,7 +22,7 @@ from kz_jupyter.engines.process import free_port
 
 pytestmark = pytest.mark.slow
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
 
 class JupyterServer:
@@ -97,7 +97,7 @@ def engines_of(pids: set[int]) -> set[int]:
     alive = set()
     for pid in pids:
         try:
-            if "llama_cpp.server" in " ".join(psutil.Process(pid).cmdline()):
+            if "llama-server" in " ".join(psutil.Process(pid).cmdline()):
                 alive.add(pid)
         except psutil.NoSuchProcess:
             continue
@@ -116,7 +116,7 @@ def all_engines() -> set[int]:
     """Every llama.cpp engine process on the machine."""
     found = set()
     for process in psutil.process_iter(["cmdline"]):
-        if "llama_cpp.server" in " ".join(process.info["cmdline"] or ()):
+        if "llama-server" in " ".join(process.info["cmdline"] or ()):
             found.add(process.pid)
     return found
 

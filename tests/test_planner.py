@@ -6,6 +6,7 @@ import pytest
 
 from kz_jupyter.hardware import probe_hardware
 from kz_jupyter.hub import HubSettings
+from kz_jupyter.memory import GIB
 from kz_jupyter.model_files import ModelNotFoundError
 from kz_jupyter.planner import Overrides, Plan, PlanError, lora_rank
 from kz_jupyter.provisioning import prepare
@@ -31,7 +32,7 @@ def test_smollm2_plans_on_llamacpp_with_its_own_template(smollm2_path):
 def test_gguf_without_template_falls_back_to_family(tiny_gguf):
     plan = plan_for(tiny_gguf("gemma3", chat_template=None))
     assert plan.chat_format == "gemma" and plan.can_chat
-    assert "gemma3 family" in plan.chat_reason
+    assert "llama.cpp's gemma template" in plan.chat_reason
 
 
 def test_gguf_without_template_of_unknown_family_cannot_chat(tiny_gguf):
@@ -46,7 +47,9 @@ def test_context_above_model_maximum_is_refused(tiny_gguf):
 
 
 def test_unknown_engine_is_refused_with_known_ones(smollm2_path):
-    with pytest.raises(PlanError, match="Known engines: echo, llamacpp, mlx, vllm"):
+    with pytest.raises(
+        PlanError, match="Known engines: echo, llama-cpp-python, llamacpp, mlx, vll"
+    ):
         plan_for(smollm2_path, engine="nope")
 
 
@@ -80,3 +83,30 @@ def test_the_pip_shipped_sentence_transformers_model_plans_as_an_embedding_model
 
 def test_a_generative_model_has_the_generate_task(smollm2_path):
     assert plan_for(smollm2_path).task == "generate"
+
+
+def test_llamacpp_plans_as_many_parallel_requests_as_memory_allows(smollm2_path):
+    import dataclasses
+
+    def planned(ram: int, **options) -> Plan:
+        hardware = dataclasses.replace(probe_hardware(), ram_available=ram)
+        plan, _ = prepare(str(smollm2_path), hardware, HubSettings.from_env(), Overrides(**options))
+        return plan
+
+    eight = planned(64 * GIB)
+    assert eight.parallel == 8 and eight.context_length == 4096
+    per_request = planned(64 * GIB, parallel=1).memory["kv_cache"]
+    assert eight.memory["kv_cache"] == 8 * per_request  # the estimate covers every slot
+    four = planned(64 * GIB, parallel=4).memory["total"]
+    two = planned(64 * GIB, parallel=2).memory["total"]
+    # the most slots that leave half of the free memory to others ...
+    assert planned(2 * four + 2**20).parallel == 4
+    # ... else the most that fit at all
+    short = planned((four + two) // 2)
+    assert short.parallel == 2 and short.memory["fits"]
+    assert planned(64 * GIB, parallel=16).parallel == 16  # --parallel N is taken as given
+
+
+def test_parallel_is_refused_by_engines_without_slots(smollm2_path):
+    with pytest.raises(PlanError, match="llama-cpp-python does not take --parallel"):
+        plan_for(smollm2_path, engine="llama-cpp-python", parallel=2)

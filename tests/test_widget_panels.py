@@ -44,10 +44,12 @@ async def drive_panels(url: str, token: str, kernel_id: str) -> dict:
         seen["chat"] = await session.execute(
             "logs = %kz logs smollm2 --lines 20\n"
             "chat = %kz chat smollm2 --temperature 0 --max-tokens 24\n"
-            "chat.send('What is the capital of France?')\nchat.wait(120)\n"
+            "chat.send('What is the capital of France? Answer in one word.')\nchat.wait(120)\n"
             "print(chat.text())\nchat"
         )
-        seen["log_tail"] = await session.watch(lambda s: shows(s, "Uvicorn running"), 10)
+        seen["log_tail"] = await session.watch(
+            lambda s: shows(s, "listening on http://127.0.0.1"), 10
+        )
         await session.execute("ps._rows['smollm2'].stop.click()")  # the row's stop button
         seen["table_stopped"] = await session.watch(lambda s: status_cell(s, "STOPPED"), 30)
         seen["log_ended"] = await session.watch(lambda s: shows(s, "no longer running"), 15)
@@ -84,7 +86,10 @@ def test_panels_follow_the_deployment_in_a_real_kernel(jupyter_server):
 
     chat = seen["chat"]
     assert not chat.err, chat.err
-    assert "user: What is the capital of France?" in chat.out and "Paris" in chat.out
+    assert (
+        "user: What is the capital of France? Answer in one word." in chat.out
+        and "Paris" in chat.out
+    )
     assert seen["log_tail"]
 
     assert seen["table_stopped"] and seen["log_ended"]

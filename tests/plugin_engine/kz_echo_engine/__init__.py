@@ -42,6 +42,6 @@ class EchoEngine(Engine):
                 str(target.port),
                 *plan.extra_args,
             ),
-            program=plan.engine_python,
+            program=plan.engine_program,
             readiness_path="/v1/models",
         )

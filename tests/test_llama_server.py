@@ -1,0 +1,183 @@
+"""llama.cpp's `llama-server` as the llamacpp engine, through /kz/v1 with the official `openai`
+client: the OpenAI features it serves, parallel slots, cancellation, refused features."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import httpx
+import openai
+import psutil
+import pytest
+from test_api import wait_for_status
+
+from conftest import json_of
+
+pytestmark = pytest.mark.slow
+
+ASK = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+CAPITAL = {
+    "type": "object",
+    "properties": {"capital": {"type": "string"}},
+    "required": ["capital"],
+    "additionalProperties": False,
+}
+
+
+def feature_calls(client: openai.OpenAI) -> dict:
+    """Every everyday OpenAI feature once, through kz (blocking: run it in a thread)."""
+    chat = client.chat.completions.create
+    seen: dict = {}
+    seen["plain"] = chat(model="smol", messages=ASK, max_tokens=16, temperature=0)
+    stream = chat(
+        model="smol", messages=ASK, max_tokens=16, temperature=0, stream=True,
+        stream_options={"include_usage": True},
+    )  # fmt: skip
+    seen["stream"] = list(stream)
+    seen["stop"] = chat(model="smol", messages=ASK, max_tokens=16, temperature=0, stop=["Paris"])
+    seen["length"] = chat(model="smol", messages=ASK, max_tokens=2, temperature=0)
+    seen["logprobs"] = chat(
+        model="smol", messages=ASK, max_tokens=4, temperature=0, logprobs=True, top_logprobs=3
+    )
+    seen["json_object"] = chat(
+        model="smol", messages=ASK, max_tokens=48, temperature=0,
+        response_format={"type": "json_object"},
+    )  # fmt: skip
+    seen["json_schema"] = chat(
+        model="smol", messages=ASK, max_tokens=48, temperature=0,
+        response_format={"type": "json_schema",
+                         "json_schema": {"name": "capital", "schema": CAPITAL, "strict": True}},
+    )  # fmt: skip
+    seen["n"] = chat(model="smol", messages=ASK, max_tokens=8, temperature=0.8, n=2)
+    seen["seeded"] = [
+        chat(model="smol", messages=ASK, max_tokens=12, temperature=1.0, seed=7).choices[0]
+        for _ in range(2)
+    ]
+    seen["completion"] = client.completions.create(
+        model="smol", prompt="The capital of France is", max_tokens=6, temperature=0
+    )
+    seen["completion_stream"] = list(
+        client.completions.create(
+            model="smol", prompt="The capital of France is", max_tokens=6, temperature=0,
+            stream=True,
+        )
+    )  # fmt: skip
+    try:
+        client.completions.create(model="smol", prompt="Hello", max_tokens=2, echo=True)
+    except openai.BadRequestError as error:
+        seen["echo"] = error
+    return seen
+
+
+def concurrent_streams(client: openai.OpenAI, users: int) -> list[tuple[float, float, str]]:
+    """users streamed chats started together: (first token time, end time, finish reason)."""
+    results: list = [None] * users
+
+    def one(index: int) -> None:
+        first = None
+        reason = ""
+        for chunk in client.chat.completions.create(
+            model="smol", messages=[{"role": "user", "content": "Tell me about Paris."}],
+            max_tokens=40, temperature=0, stream=True,
+        ):  # fmt: skip
+            if chunk.choices and chunk.choices[0].delta.content and first is None:
+                first = time.monotonic()
+            if chunk.choices and chunk.choices[0].finish_reason:
+                reason = chunk.choices[0].finish_reason
+        results[index] = (first, time.monotonic(), reason)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(users)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def cancel_a_stream(client: openai.OpenAI, engine_url: str) -> tuple[int, float]:
+    """Start a long stream, read a few chunks, go away; (chunks read, seconds until the
+    engine's slots are all idle again)."""
+    stream = client.chat.completions.create(
+        model="smol", messages=[{"role": "user", "content": "Count from 1 to 1000."}],
+        max_tokens=2000, temperature=0, stream=True,
+    )  # fmt: skip
+    read = 0
+    for _ in stream:
+        read += 1
+        if read == 3:
+            break
+    stream.close()
+    gone = time.monotonic()
+    while time.monotonic() - gone < 30:
+        slots = httpx.get(f"{engine_url}/slots", timeout=5).json()
+        if not any(slot["is_processing"] for slot in slots):
+            return read, time.monotonic() - gone
+        time.sleep(0.1)
+    return read, float("inf")
+
+
+async def test_llama_server_serves_the_openai_api_through_kz(
+    jp_fetch, jp_serverapp, jp_http_port, jp_base_url
+):
+    body = {"model": "smollm2", "name": "smol"}
+    await jp_fetch("kz/api/deployments", method="POST", body=json.dumps(body))
+    record = await wait_for_status(jp_fetch, "smol", {"DEPLOYED", "FAILED"})
+    assert record["status"] == "DEPLOYED", record
+    plan = record["plan"]
+    assert (plan["engine"], plan["parallel"], plan["context_length"]) == ("llamacpp", 8, 4096)
+    (replica,) = record["replicas"]
+    command = psutil.Process(replica["pid"]).cmdline()
+    assert command[0].endswith("llama-server")
+    assert command[command.index("--parallel") + 1] == "8"
+    assert command[command.index("--ctx-size") + 1] == str(8 * 4096)  # 4096 tokens per slot
+
+    token = jp_serverapp.identity_provider.token
+    client = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{jp_http_port}{jp_base_url}kz/v1", api_key=token
+    )
+    seen = await asyncio.to_thread(feature_calls, client)
+
+    plain = seen["plain"]
+    assert "Paris" in plain.choices[0].message.content
+    assert plain.choices[0].finish_reason == "stop" and plain.usage.completion_tokens > 0
+    streamed = seen["stream"]
+    text = "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    assert "Paris" in text
+    assert streamed[-1].usage is not None and streamed[-1].usage.completion_tokens > 0
+    assert "Paris" not in seen["stop"].choices[0].message.content
+    assert seen["stop"].choices[0].finish_reason == "stop"
+    length = seen["length"]
+    assert length.choices[0].finish_reason == "length" and length.usage.completion_tokens == 2
+    top = seen["logprobs"].choices[0].logprobs.content[0]
+    assert len(top.top_logprobs) == 3 and top.logprob <= 0
+    assert isinstance(json.loads(seen["json_object"].choices[0].message.content), dict)
+    assert "capital" in json.loads(seen["json_schema"].choices[0].message.content)
+    assert [c.index for c in seen["n"].choices] == [0, 1]
+    first, second = seen["seeded"]
+    assert first.message.content == second.message.content  # the same seed, the same sample
+    assert "Paris" in seen["completion"].choices[0].text
+    assert "".join(c.choices[0].text for c in seen["completion_stream"] if c.choices).strip()
+    refused = seen["echo"]
+    assert refused.status_code == 400 and refused.code == "unsupported_feature"
+    assert "llamacpp" in refused.message and "'echo'" in refused.message
+
+    # four users at once are served together: every first token comes before any answer ends
+    streams = await asyncio.to_thread(concurrent_streams, client, 4)
+    assert all(reason in ("stop", "length") for _, _, reason in streams), streams
+    assert max(first for first, _, _ in streams) < min(end for _, end, _ in streams), streams
+
+    # a client that goes away frees its slot at once
+    read, freed_after = await asyncio.to_thread(cancel_a_stream, client, replica["endpoint"])
+    assert read == 3 and freed_after < 5, freed_after
+
+    # the engine's own Prometheus metrics are on
+    metrics = httpx.get(f"{replica['endpoint']}/metrics", timeout=5).text
+    assert "llamacpp:prompt_tokens_total" in metrics
+
+    logs = json_of(await jp_fetch("kz/api/deployments/smol/logs", params={"lines": 400}))
+    assert any("listening on http://127.0.0.1" in line
+               for line in logs["replicas"]["smol-0"]["lines"])  # fmt: skip
+    await jp_fetch("kz/api/deployments/smol", method="DELETE")
