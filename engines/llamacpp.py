@@ -20,7 +20,7 @@ from kz_jupyter.engine_api import Engine, EngineCheck, InstallRecipe, LaunchSpec
 from kz_jupyter.engine_envs import INSTALLED_MARKER, EngineEnvironments
 from kz_jupyter.engines.llama_server_build import BINARY, build_llama_server
 from kz_jupyter.hardware import HardwareProfile
-from kz_jupyter.memory import MIB, MemoryEstimate
+from kz_jupyter.memory import KV_BYTES_PER_VALUE, MIB, MemoryEstimate
 from kz_jupyter.model_shape import ModelShape
 from kz_jupyter.planner import Plan
 from kz_jupyter.states import ErrorCode
@@ -51,8 +51,6 @@ SCRATCH_BYTES = 4 * MIB
 SLIDING_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4}
 # Quants the CPU backend keeps a second, repacked copy of, for files whose tensors were not read.
 REPACKED_QUANTS = frozenset({"Q4_0", "IQ4_NL", "Q4_K_S", "Q4_K_M"})
-# Bytes per cached value for each --kv-cache-type (q8_0 and q4_0 pack 32 values in a block).
-KV_TYPE_BYTES = {"f16": 2.0, "bf16": 2.0, "f32": 4.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
 
 
 def cache_cells(shape: ModelShape, context_length: int) -> float:
@@ -64,9 +62,9 @@ def cache_cells(shape: ModelShape, context_length: int) -> float:
     return full_layers * context_length + (shape.layers - full_layers) * window
 
 
-def kv_bytes(shape: ModelShape, context_length: int, parallel: int, kv_type: str = "f16") -> int:
-    """llama-server's KV cache: one per slot (not unified), keys and values of kv_type."""
-    per_cell = shape.kv_heads * (shape.head_dim_k + shape.head_dim_v) * KV_TYPE_BYTES[kv_type]
+def kv_bytes(shape: ModelShape, context_length: int, parallel: int) -> int:
+    """llama-server's KV cache: one per slot (not unified), f16 keys and values."""
+    per_cell = shape.kv_heads * (shape.head_dim_k + shape.head_dim_v) * KV_BYTES_PER_VALUE
     return int(per_cell * cache_cells(shape, context_length) * parallel)
 
 

@@ -291,3 +291,39 @@ def test_llamacpp_builds_llama_server_and_the_python_server_installs_with_pip(mo
     assert "-DGGML_METAL=ON" in build_flags(apple) and "-DGGML_AVX2=ON" not in build_flags(apple)
     recipe = get_engine("llama-cpp-python").install_recipe(cpu)
     assert recipe.packages == ("llama-cpp-python[server]",) and recipe.build is None
+
+
+def test_llama_server_kv_cache_matches_its_load_log():
+    from kz_jupyter.engines.llamacpp import kv_bytes
+    from kz_jupyter.memory import MIB
+    from kz_jupyter.model_shape import ModelShape
+
+    gemma = ModelShape(
+        "gemma3", layers=18, hidden_size=640, heads=4, kv_heads=1, head_dim_k=256,
+        head_dim_v=256, vocab_size=262144, context_length=32768, weights_bytes=1,
+        sliding_window=512,
+    )  # fmt: skip
+    # llama-server's log, 4 slots: "2048 cells, 3 layers" 24 MiB + "1024 cells, 15 layers" 60 MiB
+    assert kv_bytes(gemma, 2048, 4) == (24 + 60) * MIB
+    assert kv_bytes(gemma, 8192, 4) == (96 + 60) * MIB  # the window does not grow
+    smol = dataclasses.replace(
+        gemma, architecture="llama", layers=30, kv_heads=3, head_dim_k=64, head_dim_v=64,
+        sliding_window=0,
+    )  # fmt: skip
+    assert kv_bytes(smol, 2048, 4) == 180 * MIB  # "2048 cells, 30 layers, 4/4 seqs"
+
+
+def test_repacked_weights_count_twice_on_x86_cpus_only():
+    from kz_jupyter.engines.llamacpp import repacked_bytes
+    from kz_jupyter.model_shape import ModelShape
+
+    shape = ModelShape(
+        "llama", layers=2, hidden_size=64, heads=4, kv_heads=4, head_dim_k=16, head_dim_v=16,
+        vocab_size=100, context_length=512, weights_bytes=10_000, dtype="Q4_0",
+        repackable_bytes=7_000,
+    )  # fmt: skip
+    x86 = dataclasses.replace(probe_hardware(with_engines=False), machine="x86_64", gpus=())
+    assert repacked_bytes(shape, x86) == 7_000
+    assert repacked_bytes(shape, dataclasses.replace(x86, machine="arm64")) == 0
+    header_only = dataclasses.replace(shape, repackable_bytes=-1)  # tensors not read: the quant
+    assert repacked_bytes(header_only, x86) == 10_000 - 100 * 64 * 18 // 32

@@ -126,6 +126,18 @@ async def test_deploy_chat_stop_on_each_engine(
     plain, streamed, listed = await asyncio.to_thread(openai_calls)
     assert plain.strip() and streamed.strip() and listed == served
 
+    if engine == "llama-cpp-python":  # what it lacks is refused before it reaches it
+        for feature, extra in (("logprobs", {"logprobs": True}), ("n", {"n": 2})):
+            status, error = await error_of(
+                jp_fetch, "kz/v1/chat/completions", method="POST",
+                body=json.dumps(request | extra),
+            )  # fmt: skip
+            assert status == 400 and error["error"]["code"] == "unsupported_feature"
+            assert (
+                f"runs on llama-cpp-python, which does not support '{feature}'"
+                in (error["error"]["message"])
+            )
+
     if engine == "vllm":
         assert record["plan"]["lora_rank"] == 12
         request = request | {"model": "vllm/tiny"}

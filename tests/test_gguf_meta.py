@@ -73,3 +73,31 @@ def test_a_prefix_of_the_file_asks_for_more_then_parses(smollm2_path):
     with pytest.raises(GgufTruncatedError):
         parse_gguf_header(data[:100_000], len(data))
     assert parse_gguf_header(data, 123).architecture == "llama"
+
+
+def test_the_tensors_llama_cpp_repacks_are_counted_from_the_tensor_descriptions(tmp_path):
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "quants.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(1)
+    q4_0, q4_k = gguf.GGMLQuantizationType.Q4_0, gguf.GGMLQuantizationType.Q4_K
+    blocks = {  # name -> (type, rows, bytes per row: 256 values of Q4_0, 512 of Q4_K)
+        "token_embd.weight": (q4_0, 32, 144),  # read by row: not repacked
+        "blk.0.ffn_up.weight": (q4_0, 64, 144),
+        "blk.0.attn_q.weight": (q4_k, 16, 288),
+    }
+    for name, (kind, rows, size) in blocks.items():
+        data = np.zeros((rows, size), dtype=np.uint8)
+        writer.add_tensor(name, data, raw_dtype=kind)  # shape: from the bytes per row
+    writer.add_tensor("blk.0.attn_norm.weight", np.zeros(256, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    meta = read_gguf_metadata(path)
+    assert meta.repackable_bytes == 64 * 144 + 16 * 288
+    data = path.read_bytes()
+    header_only = data[: data.index(b"blk.0.attn_q.weight")]  # cut inside the descriptions
+    assert parse_gguf_header(header_only, len(data)).repackable_bytes == -1  # not known
