@@ -205,7 +205,9 @@ class KzApp(ExtensionApp):
                 root=Path(self.engine_envs_dir), configured=dict(self.engine_envs)
             ),
         )
-        self.http_client = httpx.AsyncClient()
+        # Idle connections to engines are dropped before the engines drop them (llama-server's
+        # keep-alive timeout is 5 s), so a request is not sent on a connection being closed.
+        self.http_client = httpx.AsyncClient(limits=httpx.Limits(keepalive_expiry=2.0))
         self.settings.update(
             kz_controller=self.controller,
             kz_log=self.serverapp.log,

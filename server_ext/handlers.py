@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -17,7 +18,7 @@ from kz_jupyter.engine_api import get_engine
 from kz_jupyter.hardware import probe_hardware
 from kz_jupyter.hub import HubError
 from kz_jupyter.model_files import ModelNotFoundError
-from kz_jupyter.planner import PlanError
+from kz_jupyter.planner import SLOT_LADDER, PlanError
 from kz_jupyter.server_ext.access import (
     EVERYONE,
     Viewer,
@@ -185,7 +186,7 @@ class DeploymentsHandler(KzAPIHandler):
             self.policy.check_may_deploy(viewer)
             running = [d for d in self.controller.list() if d.owner == viewer.name]
             self.policy.check_count(viewer, sum(d.status.is_active for d in running))
-            await self.check_memory(viewer, request)
+            request = await self.check_memory(viewer, request)
             deployment = await self.controller.deploy(request, owner=viewer.name)
         except DeployRequestError as error:
             raise web.HTTPError(error.status, str(error)) from None
@@ -202,16 +203,27 @@ class DeploymentsHandler(KzAPIHandler):
         )
         self.finish(json.dumps(deployment.to_dict()))
 
-    async def check_memory(self, viewer: Viewer, request: DeployRequest) -> None:
+    async def check_memory(self, viewer: Viewer, request: DeployRequest) -> DeployRequest:
         """With a per-deployment memory limit, plan first and refuse what is over it (a plan
-        that fails here fails the deployment later, with its own message)."""
+        that fails here fails the deployment later, with its own message). A plan over the
+        limit only by its parallel requests gets fewer, unless the user chose them: the
+        request comes back with that number."""
         if viewer.admin or not self.policy.max_memory:
-            return
-        try:
-            plan, _ = await self.controller.runner.blocking(self.controller.plan, request)
-        except (PlanError, ModelNotFoundError, HubError):
-            return
-        self.policy.check_memory(viewer, int(plan.memory.get("total", 0)))
+            return request
+        chosen = request.overrides.parallel is not None
+        for slots in (None, *SLOT_LADDER):
+            if slots is not None:
+                overrides = dataclasses.replace(request.overrides, parallel=slots)
+                request = dataclasses.replace(request, overrides=overrides)
+            try:
+                plan, _ = await self.controller.runner.blocking(self.controller.plan, request)
+            except (PlanError, ModelNotFoundError, HubError):
+                return request
+            needed = int(plan.memory.get("total", 0))
+            if chosen or needed <= self.policy.max_memory or plan.parallel == 1:
+                break
+        self.policy.check_memory(viewer, needed)
+        return request
 
 
 class DeploymentHandler(KzAPIHandler):

@@ -96,6 +96,7 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
             await idle.load(deployment)  # an idle-unloaded deployment: load it, then answer
         idle.touch(deployment)
         refused: set[str] = set()
+        retried: set[str] = set()
         while True:
             replica = self.controller.route(deployment.name, exclude=refused)
             if replica is None:
@@ -110,6 +111,12 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 upstream = await self._connect(replica.endpoint + self.upstream_path)
             except httpx.TransportError as error:
                 replica.outstanding -= 1
+                stale = isinstance(error, httpx.RemoteProtocolError)
+                if stale and replica.replica_id not in retried:
+                    # The engine closed a kept-alive connection as it was reused: the request
+                    # never reached it. Once more, on a new connection.
+                    retried.add(replica.replica_id)
+                    continue
                 self.controller.check_now()
                 if not isinstance(error, httpx.TimeoutException):
                     # The replica failed before any answer (refused, or a pooled connection to

@@ -47,9 +47,11 @@ def test_engines_lists_each_with_version_and_environment(transcript):
     lines = out[1].strip().splitlines()
     assert lines[0].split() == ["ENGINE", "USABLE", "VERSION", "ENVIRONMENT"]
     rows = {line.split()[0]: line for line in lines[1:]}
-    assert set(rows) >= {"llamacpp", "vllm", "mlx", "echo"}
+    assert set(rows) >= {"llamacpp", "llama-cpp-python", "vllm", "mlx", "echo"}
     assert "own environment:" in rows["vllm"] and ".engines/vllm/bin/python" in rows["vllm"]
-    assert "this environment" in rows["llamacpp"]
+    assert "built by kz: " in rows["llamacpp"]  # the llama-server binary, its build, its origin
+    assert rows["llamacpp"].rstrip().endswith(".engines/llamacpp/bin/llama-server")
+    assert "this environment" in rows["llama-cpp-python"]
 
 
 def test_plan_prefers_vllm_for_safetensors_on_cpu_and_says_why_not_the_others(transcript):
@@ -77,7 +79,8 @@ def test_answers_come_from_the_engines(transcript):
 def test_bad_engine_commands_are_one_line_errors(transcript):
     _, err = transcript
     assert "kz: name the engine: %kz engines install vllm" in err[12]
-    assert "kz: No engine named 'nonesuch'. Known engines: echo, llamacpp, mlx, vllm." in err[13]
+    known = "echo, llama-cpp-python, llamacpp, mlx, vllm"
+    assert f"kz: No engine named 'nonesuch'. Known engines: {known}." in err[13]
     assert "kz: " in err[14] and "llamacpp" in err[14]
 
 

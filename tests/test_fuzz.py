@@ -19,6 +19,8 @@ import psutil
 import pytest
 from test_persistence import JupyterServer
 
+ROOT = Path(__file__).resolve().parent.parent
+
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).parent
@@ -80,7 +82,8 @@ def test_thousands_of_generated_requests_find_no_server_error(local_hub, tmp_pat
         tmp_path,
         {"HF_ENDPOINT": local_hub.url, "HF_HUB_CACHE": str(tmp_path / "hf"),
          "KZ_CACHE_DIR": str(tmp_path / "kz-cache"), "HF_HUB_OFFLINE": "0",
-         "KZ_ENGINE_ENVS_DIR": str(tmp_path / "engines")},
+         "KZ_ENGINE_ENVS_DIR": str(tmp_path / "engines"),  # where the fuzzing may install
+         "PATH": f"{ROOT / '.engines' / 'llamacpp' / 'bin'}:{os.environ['PATH']}"},
     )  # fmt: skip
     server.start()
     try:

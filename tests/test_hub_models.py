@@ -64,17 +64,21 @@ def test_default_file_choice_is_q4_k_m_without_projector(hub_env):
 
 
 def test_tight_memory_steps_down_the_ladder_then_refuses_with_oom(hub_env):
-    q2 = total(f"{TINY}:Q2_K", hub_env)
-    q4 = total(f"{TINY}:Q4_K_M", hub_env)
+    one = Overrides(parallel=1)  # one request at a time: the quant is what must give
+    q2 = total(f"{TINY}:Q2_K", hub_env, parallel=1)
+    q4 = total(f"{TINY}:Q4_K_M", hub_env, parallel=1)
     assert q2 < q4
-    plan, _ = prepare(TINY, machine(q2 + 1000), hub_env)
+    plan, _ = prepare(TINY, machine(q2 + 1000), hub_env, one)
     assert plan.variant == "Q2_K"
     with pytest.raises(PlanError, match="Will not fit") as error:
-        prepare(TINY, machine(q2 - 1000), hub_env)
+        prepare(TINY, machine(q2 - 1000), hub_env, one)
     assert error.value.code is ErrorCode.OOM
     assert "Tried Q4_K_M" in str(error.value) and "Q2_K" in str(error.value)
-    forced, _ = prepare(TINY, machine(q2 - 1000), hub_env, Overrides(force=True))
+    forced, _ = prepare(TINY, machine(q2 - 1000), hub_env, Overrides(force=True, parallel=1))
     assert forced.forced and forced.variant == "Q4_K_M"
+    # left to the planner, fewer parallel requests come before a smaller quant
+    plan, _ = prepare(TINY, machine(q4 + 1000), hub_env)
+    assert plan.variant == "Q4_K_M" and plan.memory["fits"]
 
 
 def test_a_gpu_machine_without_vllm_still_gets_gguf_and_says_why(hub_env):

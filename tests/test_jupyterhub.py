@@ -72,6 +72,8 @@ def test_a_shared_deployment_across_users(hub, tokens):
     )
     assert shared.status_code == 202, shared.text
     assert shared.json()["owner"] == "alice" and shared.json()["visibility"] == "all"
+    # under the hub's 512 MiB per deployment, fewer parallel requests than the planner's 8
+    assert shared.json()["request"]["parallel"] < 8
     secret = hub.service(
         "api/deployments",
         alice,
@@ -89,8 +91,8 @@ def test_a_shared_deployment_across_users(hub, tokens):
         "api/deployments",
         bob,
         "POST",
-        json={"model": "smollm2", "name": "big", "context_length": 8192},
-    )
+        json={"model": "smollm2", "name": "big", "context_length": 8192, "parallel": 8},
+    )  # the user's own number of parallel requests is not lowered to fit
     assert big.status_code == 403 and "allowed per deployment" in big.json()["message"]
 
     # bob, in his own kernel, with the magics unchanged

@@ -55,7 +55,7 @@ def test_plan_prints_engine_files_context_memory_and_reasons(transcript):
     out, _ = transcript
     plan = out[2]
     assert (
-        "engine   llamacpp 0.3" in plan and ": gguf model on CPU only: llamacpp serves gguf" in plan
+        "engine   llamacpp 0.5" in plan and ": gguf model on CPU only: llamacpp serves gguf" in plan
     )
     assert "not vllm: safetensors only; the model offers gguf" in plan
     assert "files    Q4_K_M: tiny-llama-Q4_K_M.gguf" in plan

@@ -222,7 +222,7 @@ def test_a_restart_under_load_ends_every_stream_and_loses_no_deployment(tmp_path
         assert record["name"] == "alpha" and record["request"] == first["request"]
         assert server.wait_deployed("alpha")["status"] == "DEPLOYED"
         assert "Paris" in server.ask("alpha")
-        serving_alpha = [p for p in all_engines() if "--model_alias alpha" in cmdline_of(p)]
+        serving_alpha = [p for p in all_engines() if "--alias alpha" in cmdline_of(p)]
         assert len(serving_alpha) == 1  # one engine again, none left over from before
         server.api("DELETE", "api/deployments/alpha")
     finally:
