@@ -210,19 +210,18 @@ class DeploymentsHandler(KzAPIHandler):
         request comes back with that number."""
         if viewer.admin or not self.policy.max_memory:
             return request
-        chosen = request.overrides.parallel is not None
-        for slots in (None, *SLOT_LADDER):
-            if slots is not None:
+        fewer = () if request.overrides.parallel is not None else SLOT_LADDER
+        try:
+            plan, _ = await self.controller.runner.blocking(self.controller.plan, request)
+            for slots in (n for n in fewer if n < plan.parallel):
+                if plan.memory.get("total", 0) <= self.policy.max_memory:
+                    break
                 overrides = dataclasses.replace(request.overrides, parallel=slots)
                 request = dataclasses.replace(request, overrides=overrides)
-            try:
                 plan, _ = await self.controller.runner.blocking(self.controller.plan, request)
-            except (PlanError, ModelNotFoundError, HubError):
-                return request
-            needed = int(plan.memory.get("total", 0))
-            if chosen or needed <= self.policy.max_memory or plan.parallel == 1:
-                break
-        self.policy.check_memory(viewer, needed)
+        except (PlanError, ModelNotFoundError, HubError):
+            return request
+        self.policy.check_memory(viewer, int(plan.memory.get("total", 0)))
         return request
 
 
