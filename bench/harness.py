@@ -106,9 +106,12 @@ class JupyterServer:
         return {"Authorization": f"token {self.token}"}
 
 
-def plan_for(model: str, engine: str | None = None, context_length: int = 2048) -> Plan:
-    """The plan kz-jupyter makes for model (no download: the model is local)."""
-    overrides = Overrides(engine=engine, context_length=context_length, force=True)
+def plan_for(
+    model: str, engine: str | None = None, context_length: int = 2048, **options: object
+) -> Plan:
+    """The plan kz-jupyter makes for model (no download: the model is local), with more plan
+    options (Overrides fields) when given."""
+    overrides = Overrides(engine=engine, context_length=context_length, force=True, **options)
     plan, _ = prepare(model, probe_hardware(), HubSettings.from_env(), overrides)
     return plan
 

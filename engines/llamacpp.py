@@ -37,6 +37,7 @@ FAMILY_TEMPLATES = {
     "chatglm": "chatglm3",
 }
 VERSION_TIMEOUT = 20.0
+TASK_FLAGS = {"embed": ["--embeddings"], "rerank": ["--reranking"]}
 UBATCH_TOKENS = 512  # llama.cpp's default n_ubatch: prompts are processed this many at a time
 # Measured on llama-server (its load log and peak RSS after a prompt, python -m bench memory):
 # the process without a model, and what grows with the vocabulary (tokenizer, sampler).
@@ -151,7 +152,11 @@ class LlamaCppEngine(Engine):
 
     name = "llamacpp"
     formats = ("gguf",)
-    parameters = frozenset({"gpu_layers", "parallel"})
+    tasks = ("generate", "embed", "rerank")
+    parameters = frozenset(
+        {"gpu_layers", "parallel", "lora_adapters", "draft_model", "kv_cache_type"}
+    )
+    lora_format = "gguf"
     unsupported_features = {"echo": "put the prompt before the completion yourself"}
     log_patterns = (
         (
@@ -194,6 +199,12 @@ class LlamaCppEngine(Engine):
         """Build llama-server from the pinned llama.cpp source for this machine (kept)."""
         return InstallRecipe(build=partial(build_llama_server, hardware=hardware))
 
+    def adapter_request(self, body: dict, adapter: str, plan: Plan, served_name: str) -> dict:
+        """Ask for the adapter by its index in llama-server's list, at full scale (the others,
+        and requests to the base model, have it at scale 0)."""
+        index = list(plan.lora_adapters).index(adapter)
+        return body | {"model": served_name, "lora": [{"id": index, "scale": 1.0}]}
+
     def plan_chat(self, architecture: str, has_template: bool) -> tuple[str | None, bool, str]:
         """Use the GGUF's template, else llama.cpp's built-in one for the family, else none."""
         return gguf_chat_plan(
@@ -228,7 +239,8 @@ class LlamaCppEngine(Engine):
     def launch_spec(self, plan: Plan, target: LaunchTarget) -> LaunchSpec:
         """Serve the GGUF under the deployment's name: the planned slots, each with the
         planned context, continuous batching, metrics, prompt-cache reuse, one thread per
-        physical core of the replica's node."""
+        physical core of the replica's node; LoRA adapters loaded at scale 0 (a request names
+        one to apply it), a draft model, a quantized KV cache."""
         threads = str(psutil.cpu_count(logical=False) or os.cpu_count() or 1)
         slots = max(plan.parallel, 1)
         args = [
@@ -251,8 +263,17 @@ class LlamaCppEngine(Engine):
             args += ["--chat-template", plan.chat_format]
         if plan.gpu_layers is not None:
             args += ["--n-gpu-layers", str(plan.gpu_layers)]
-        if plan.task == "embed":
-            args += ["--embeddings"]
+        args += TASK_FLAGS.get(plan.task, [])
+        for adapter in plan.lora_adapters.values():
+            args += ["--lora-scaled", f"{Path(adapter).expanduser()}:0"]  # on per request
+        if plan.draft_model_path:
+            args += ["--model-draft", plan.draft_model_path, "--spec-type", "draft-simple"]
+            if plan.gpu_layers is not None:
+                args += ["--gpu-layers-draft", str(plan.gpu_layers)]
+        if plan.kv_cache_type:
+            kinds = ("k", "v", "k-draft", "v-draft") if plan.draft_model_path else ("k", "v")
+            for kind in kinds:
+                args += [f"--cache-type-{kind}", plan.kv_cache_type]
         return LaunchSpec(
             args=(*args, *plan.extra_args),
             program=plan.engine_program,

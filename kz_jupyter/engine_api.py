@@ -117,8 +117,11 @@ class Engine(ABC):
     formats: ClassVar[tuple[str, ...]]
     # Distributions whose versions availability() needs from the engine's environment.
     distributions: ClassVar[tuple[str, ...]] = ()
-    # What the engine serves: "generate" (completions, chat), "embed" (/v1/embeddings).
+    # What the engine serves: "generate" (completions, chat), "embed" (/v1/embeddings),
+    # "rerank" (/v1/rerank).
     tasks: ClassVar[tuple[str, ...]] = ("generate",)
+    # How the engine takes LoRA adapters: "peft" folders or "gguf" files.
+    lora_format: ClassVar[str] = "peft"
     # Plan parameters (beyond context, replicas and extra args) this engine takes.
     parameters: ClassVar[frozenset[str]] = frozenset()
     log_patterns: ClassVar[tuple[tuple[re.Pattern[str], ErrorCode], ...]] = ()
@@ -164,6 +167,11 @@ class Engine(ABC):
     @abstractmethod
     def launch_spec(self, plan: Plan, target: LaunchTarget) -> LaunchSpec:
         """Return the command that serves the planned model as target.served_name."""
+
+    def adapter_request(self, body: dict, adapter: str, plan: Plan, served_name: str) -> dict:
+        """The request to send for `model: DEPLOYMENT/ADAPTER`: by default unchanged (the
+        engine serves each adapter under that name, as vLLM does)."""
+        return body
 
     def plan_chat(self, architecture: str, has_template: bool) -> tuple[str | None, bool, str]:
         """Return (chat format override, can chat, reason) for a model of this architecture."""

@@ -29,15 +29,19 @@ SHAPE_SUFFIXES = (
     ".attention.key_length",
     ".attention.value_length",
     ".attention.sliding_window",
+    ".pooling_type",
+    ".attention.causal",
 )
 # ggml types llama.cpp's x86 CPU backend keeps a repacked copy of: type -> (block values, bytes).
 REPACKABLE_TYPES = {2: (32, 18), 12: (256, 144), 20: (32, 18)}  # Q4_0, Q4_K, IQ4_NL
 REPACKABLE_KEY = "kz.repackable_bytes"
+RANK_POOLING = 4  # llama.cpp's LLAMA_POOLING_TYPE_RANK
 WANTED_KEYS = {
     "general.architecture",
     "general.name",
     "general.file_type",
     "general.size_label",
+    "general.type",
     "tokenizer.chat_template",
     "tokenizer.ggml.tokens",
 }
@@ -64,11 +68,22 @@ class GgufMetadata:
     sliding_window: int = 0
     # Bytes of tensors the CPU backend repacks (a second copy in RAM); -1: not read.
     repackable_bytes: int = -1
+    general_type: str = "model"  # or "adapter" (a LoRA), "mmproj"
+    pooling_type: int = 0  # llama.cpp's pooling: 0 none, 1 mean, 2 cls, 3 last, 4 rank
+    causal: bool = True  # False for encoders (BERT and kin)
 
     @property
     def has_chat_template(self) -> bool:
         """True when the file carries its own chat template."""
         return bool(self.chat_template)
+
+    @property
+    def task(self) -> str:
+        """What the model does: 'rerank' (rank pooling: a cross-encoder scoring query and
+        document), 'embed' (other pooling, or an encoder) or 'generate'."""
+        if self.pooling_type == RANK_POOLING:
+            return "rerank"
+        return "embed" if self.pooling_type or not self.causal else "generate"
 
 
 class GgufReadError(ValueError):
@@ -203,6 +218,9 @@ def parse_gguf_header(data: bytes | mmap.mmap, size_bytes: int) -> GgufMetadata:
         vocab_size=_number(fields, "tokenizer.ggml.tokens"),
         sliding_window=_number(fields, f"{arch}.attention.sliding_window"),
         repackable_bytes=int(fields.get(REPACKABLE_KEY, -1)),
+        general_type=str(fields.get("general.type") or "model"),
+        pooling_type=_number(fields, f"{arch}.pooling_type"),
+        causal=fields.get(f"{arch}.attention.causal", True) is not False,
     )
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from kz_jupyter.model_shape import ModelShape
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 KV_BYTES_PER_VALUE = 2  # f16 keys and values, every engine's default
+# Bytes per cached value of the KV-cache types llama.cpp takes: quantized types store blocks
+# of 32 values with an f16 scale (and an f16 minimum for q4_1 and q5_1).
+KV_CACHE_TYPES = {
+    "f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q5_1": 24 / 32, "q5_0": 22 / 32,
+    "q4_1": 20 / 32, "q4_0": 18 / 32, "iq4_nl": 18 / 32,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,21 @@ class MemoryEstimate:
     def fits(self) -> bool:
         """True when the total is within what is available on the device."""
         return self.total <= self.available
+
+    def with_cache_type(self, cache_type: str) -> MemoryEstimate:
+        """This estimate with its f16 KV cache stored as cache_type (a KV_CACHE_TYPES name)."""
+        ratio = KV_CACHE_TYPES[cache_type] / KV_BYTES_PER_VALUE
+        return replace(self, kv_cache=int(self.kv_cache * ratio))
+
+    def with_second_model(self, other: MemoryEstimate) -> MemoryEstimate:
+        """This estimate with a second model in the same process (a speculative-decoding
+        draft): its weights, cache and buffers, but not a second engine."""
+        return replace(
+            self,
+            weights=self.weights + other.weights,
+            kv_cache=self.kv_cache + other.kv_cache,
+            compute=self.compute + other.compute,
+        )
 
     def to_dict(self) -> dict:
         """Return JSON-ready data, with the total and the verdict."""

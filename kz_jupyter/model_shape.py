@@ -52,7 +52,8 @@ class ModelShape:
     feed_forward: int = 0  # the MLP's inner size (0: not known)
     # GGUF: bytes of the tensors llama.cpp's CPU backend repacks (-1: not read; 0: none).
     repackable_bytes: int = 0
-    task: str = "generate"  # or "embed": an embedding model, served on /v1/embeddings
+    # or "embed" (an embedding model, served on /v1/embeddings), or "rerank" (/v1/rerank)
+    task: str = "generate"
 
     def to_dict(self) -> dict:
         """Return JSON-ready data."""
@@ -77,6 +78,7 @@ class ModelShape:
             feed_forward=meta.feed_forward_length,
             repackable_bytes=meta.repackable_bytes,
             dtype=GGUF_FILE_TYPES.get(meta.file_type, ""),
+            task=meta.task,
         )
 
     @classmethod

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kz_jupyter.companion_models import CompanionError, Companions, check_companions
 from kz_jupyter.engine_api import Engine, load_engines
 from kz_jupyter.engine_envs import EngineEnvironments
 from kz_jupyter.hardware import HardwareProfile
@@ -17,6 +17,12 @@ from kz_jupyter.references import HubRepo
 from kz_jupyter.states import ErrorCode
 
 DEFAULT_CONTEXT_LENGTH = 4096
+# Models that do not generate text: what they are, and where they answer.
+TASK_MODELS = {"embed": "embedding", "rerank": "reranking"}
+TASK_ROUTES = {
+    "embed": "it is an embedding model: use /v1/embeddings",
+    "rerank": "it is a reranking model: use /v1/rerank",
+}
 # Parallel requests per replica for engines with slots, most first. More slots cost only KV
 # cache: the planner takes the most whose estimate leaves half of the free memory to others
 # (SLOT_SHARE), else the most that fit at all.
@@ -50,6 +56,8 @@ class Overrides:
     num_gpus: float = 0
     gpu_memory_utilization: float | None = None
     lora_adapters: dict[str, str] = field(default_factory=dict)
+    draft_model: str | None = None  # a GGUF file or pip-shipped model for speculative decoding
+    kv_cache_type: str | None = None  # f16 (None), or a quantized cache like q8_0
 
 
 @dataclass(frozen=True)
@@ -89,9 +97,12 @@ class Plan:
     resources: dict = field(default_factory=dict)
     num_gpus: float = 0
     gpu_memory_utilization: float | None = None
-    # LoRA adapters served beside the base model: name -> folder, and the largest rank.
+    # LoRA adapters served beside the base model: name -> folder or GGUF file, and the
+    # largest rank (of PEFT folders).
     lora_adapters: dict = field(default_factory=dict)
     lora_rank: int = 0
+    draft_model_path: str = ""  # the GGUF of the speculative-decoding draft, if any
+    kv_cache_type: str | None = None
     engine_version: str = ""
     # The interpreter or binary that runs the engine; None: the Python running the replica.
     engine_program: str | None = None
@@ -171,9 +182,10 @@ def rank_engines(
             offered = ", ".join(formats) or "nothing"
             rejected[name] = f"{' and '.join(engine.formats)} only; the model offers {offered}"
             continue
+        unserved = [tasks.get(f, "generate") for f in served]
         served = [f for f in served if tasks.get(f, "generate") in engine.tasks]
         if not served:
-            rejected[name] = "serves no embedding models"
+            rejected[name] = f"serves no {TASK_MODELS.get(unserved[0], 'text')} models"
             continue
         check = engine.check(environments)
         if not check.available:
@@ -200,6 +212,8 @@ ENGINE_PARAMETERS = {
     "tensor_parallel": "--tensor-parallel",
     "gpu_memory_utilization": "--gpu-memory-utilization",
     "lora_adapters": "--lora",
+    "draft_model": "--draft",
+    "kv_cache_type": "--kv-cache-type",
 }
 
 
@@ -216,19 +230,31 @@ def check_parameters(engine: Engine, overrides: Overrides) -> None:
         )
 
 
-def lora_rank(adapters: dict[str, str]) -> int:
-    """The largest rank among LoRA adapter folders (PEFT's adapter_config.json `r`)."""
-    ranks = [0]
-    for name, folder in adapters.items():
-        config_path = Path(folder).expanduser() / "adapter_config.json"
-        try:
-            ranks.append(int(json.loads(config_path.read_text())["r"]))
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise PlanError(
-                f"LoRA adapter '{name}': {config_path} is not a readable PEFT adapter config "
-                f"({error}): give the folder that holds adapter_config.json and the weights."
-            ) from None
-    return max(ranks)
+def companions_of(engine: Engine, overrides: Overrides) -> Companions:
+    """The LoRA adapters and draft model the deployment loads, checked for the engine."""
+    try:
+        return check_companions(overrides.lora_adapters, engine.lora_format, overrides.draft_model)
+    except CompanionError as error:
+        raise PlanError(str(error)) from None
+
+
+def estimate_with_companions(
+    engine: Engine,
+    shape: ModelShape,
+    context: int,
+    hardware: HardwareProfile,
+    parallel: int,
+    companions: Companions,
+    kv_cache_type: str | None = None,
+) -> MemoryEstimate:
+    """The engine's estimate for `parallel` requests, plus the draft model (its weights,
+    cache and buffers for as many requests) and GGUF adapters, with the KV-cache type."""
+    estimate = engine.estimate_memory(shape, context, hardware, parallel)
+    if companions.draft is not None:
+        draft = engine.estimate_memory(companions.draft.shape, context, hardware, parallel)
+        estimate = estimate.with_second_model(draft)
+    estimate = dataclasses.replace(estimate, weights=estimate.weights + companions.adapter_bytes)
+    return estimate.with_cache_type(kv_cache_type) if kv_cache_type else estimate
 
 
 def _context_for(shape: ModelShape, requested: int | None) -> int:
@@ -259,6 +285,7 @@ def _choose_candidate(
     fmt: str,
     hardware: HardwareProfile,
     overrides: Overrides,
+    companions: Companions,
 ) -> tuple[Candidate, ModelShape, int, int, MemoryEstimate]:
     """The first candidate of fmt (quant ladder order) and the most slots whose estimate fits;
     OOM if none. Returns (candidate, shape, context per request, slots, estimate)."""
@@ -267,7 +294,12 @@ def _choose_candidate(
         shape = source.shape(candidate)
         context = _context_for(shape, overrides.context_length)
         choices = slot_choices(engine, overrides)
-        estimates = [engine.estimate_memory(shape, context, hardware, n) for n in choices]
+        estimates = [
+            estimate_with_companions(
+                engine, shape, context, hardware, n, companions, overrides.kv_cache_type
+            )
+            for n in choices
+        ]
         modest = [
             (n, e) for n, e in zip(choices, estimates, strict=True)
             if e.fits and e.total <= e.available * SLOT_SHARE
@@ -301,19 +333,20 @@ def plan_deployment(
     )
     engine, fmt, version, program = usable[0]
     check_parameters(engine, overrides)
+    companions = companions_of(engine, overrides)
     reason = (
         f"engine '{engine.name}' was requested"
         if overrides.engine
         else f"{fmt} model on {_where(hardware)}: {engine.name} serves {fmt}"
     )
     candidate, shape, context, slots, estimate = _choose_candidate(
-        source, engine, fmt, hardware, overrides
+        source, engine, fmt, hardware, overrides, companions
     )
     chat_format, can_chat, chat_reason = engine.plan_chat(
         shape.architecture, shape.has_chat_template
     )
-    if shape.task == "embed":
-        can_chat, chat_reason = False, "it is an embedding model: use /v1/embeddings"
+    if shape.task in TASK_ROUTES:
+        can_chat, chat_reason = False, TASK_ROUTES[shape.task]
     local = source.local_path(candidate)
     ref = source.reference
     return Plan(
@@ -354,7 +387,9 @@ def plan_deployment(
         or (overrides.tensor_parallel if estimate.device == "GPU" else 0),
         gpu_memory_utilization=overrides.gpu_memory_utilization,
         lora_adapters={n: str(Path(p).expanduser()) for n, p in overrides.lora_adapters.items()},
-        lora_rank=lora_rank(overrides.lora_adapters),
+        lora_rank=companions.lora_rank,
+        draft_model_path=companions.draft.path if companions.draft else "",
+        kv_cache_type=overrides.kv_cache_type,
         engine_version=version,
         engine_program=program,
     )

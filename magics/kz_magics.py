@@ -41,8 +41,10 @@ USAGE = """\
 %kz deploy MODEL [--name N] [--replicas N] [options]
     MODEL: a preset, a pip-shipped model, a path, or a Hub repo[:QUANT] or repo/FILE
     options: --engine E --context N --parallel N --gpu-layers N --dtype D --quantization Q
-             --tensor-parallel N --gpu-memory-utilization F --lora NAME=FOLDER (repeat;
-             chat with it as NAME/ADAPTER) --arg ENGINE_ARG (repeat)
+             --tensor-parallel N --gpu-memory-utilization F --lora NAME=PATH (repeat:
+             a PEFT folder for vllm, a GGUF adapter for llamacpp; chat with it as
+             NAME/ADAPTER) --draft MODEL (a smaller GGUF of the family drafts tokens)
+             --kv-cache-type q8_0|q4_0|... --arg ENGINE_ARG (repeat)
              --revision R --force
     --keep-alive S: unload after S idle seconds (-1: never); the next request reloads it
     --resource NAME=AMOUNT (repeat), --gpus N: Ray resources each replica needs
@@ -109,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--quantization")
         sub.add_argument("--tensor-parallel", type=int)
         sub.add_argument("--gpu-memory-utilization", type=float)
-        sub.add_argument("--lora", action="append", dest="lora", metavar="NAME=FOLDER")
+        sub.add_argument("--lora", action="append", dest="lora", metavar="NAME=PATH")
+        sub.add_argument("--draft", dest="draft_model")
+        sub.add_argument("--kv-cache-type")
         sub.add_argument("--arg", action="append", dest="extra_args")
         sub.add_argument("--revision")
         sub.add_argument("--force", action="store_true", default=None)
@@ -329,8 +333,10 @@ def _options(args) -> dict:
         "tensor_parallel": args.tensor_parallel,
         "gpu_memory_utilization": args.gpu_memory_utilization,
         "lora_adapters": _named_values(
-            args.lora, "--lora", "NAME=FOLDER (like fr=/models/fr-lora)", _folder
+            args.lora, "--lora", "NAME=PATH (like fr=/models/fr-lora)", _path
         ),
+        "draft_model": args.draft_model,
+        "kv_cache_type": args.kv_cache_type,
         "extra_args": args.extra_args,
         "revision": args.revision,
         "force": args.force,
@@ -360,8 +366,8 @@ def _named_values(
     return parsed
 
 
-def _folder(value: str) -> str:
-    """A folder given on the command line; empty is refused."""
+def _path(value: str) -> str:
+    """A path given on the command line; empty is refused."""
     if not value:
         raise ValueError(value)
     return value

@@ -155,6 +155,9 @@ def format_search(result: dict) -> str:
     return "\n".join(lines)
 
 
+TASK_SERVES = {"embed": "embeddings (/v1/embeddings)", "rerank": "reranking (/v1/rerank)"}
+
+
 def format_plan(plan: dict) -> str:
     """Render a plan: engine and why, files, context, memory verdict, other engines."""
     memory = plan["memory"]
@@ -176,7 +179,14 @@ def format_plan(plan: dict) -> str:
             else ""
         ),
         f"chat     {'yes' if plan['can_chat'] else 'no'}: {plan['chat_reason']}",
-        *(["serves   embeddings (/v1/embeddings)"] if plan.get("task") == "embed" else []),
+        *([f"serves   {TASK_SERVES[plan['task']]}"] if plan.get("task") in TASK_SERVES else []),
+        *(
+            [f"adapters {', '.join(plan['lora_adapters'])}: ask for DEPLOYMENT/ADAPTER"]
+            if plan.get("lora_adapters")
+            else []
+        ),
+        *([f"draft    {plan['draft_model_path']}"] if plan.get("draft_model_path") else []),
+        *([f"KV cache {plan['kv_cache_type']}"] if plan.get("kv_cache_type") else []),
         f"memory   {format_bytes(memory['total'])} estimated vs "
         f"{format_bytes(memory['available'])} {memory['device']} free: {verdict}",
         f"         weights {format_bytes(memory['weights'])}, KV cache "

@@ -16,12 +16,18 @@ from kz_jupyter.engine_envs import EngineEnvironments
 from kz_jupyter.engines.pool import PlacementError
 from kz_jupyter.hardware import probe_hardware
 from kz_jupyter.hub import HubError, HubSettings
-from kz_jupyter.memory import human_bytes
+from kz_jupyter.memory import KV_CACHE_TYPES, human_bytes
 from kz_jupyter.model_files import ModelNotFoundError
 from kz_jupyter.model_sources import ModelSource
 from kz_jupyter.planner import Overrides, Plan, PlanError
 from kz_jupyter.provisioning import fetch, prepare, resolve
-from kz_jupyter.references import LocalPath, ModelReference, ModelReferenceError, expand_home
+from kz_jupyter.references import (
+    LocalPath,
+    ModelReference,
+    ModelReferenceError,
+    expand_home,
+    is_local_path,
+)
 from kz_jupyter.server_ext.access import parse_share, visibility
 from kz_jupyter.server_ext.idle import IdleUnloader
 from kz_jupyter.server_ext.records import NAME_PATTERN, Deployment, Replica
@@ -133,6 +139,12 @@ def parse_overrides(body: dict) -> Overrides:
             "'gpu_memory_utilization' must be a fraction of GPU memory above 0 and at most 1, "
             "like 0.85."
         )
+    cache_type = _text(body, "kv_cache_type", "q8_0")
+    if cache_type is not None and cache_type not in KV_CACHE_TYPES:
+        raise DeployRequestError(
+            f"'kv_cache_type' {cache_type!r} is not a KV-cache type: use one of "
+            f"{', '.join(KV_CACHE_TYPES)} (q8_0 halves the cache, q4_0 quarters it)."
+        )
     return Overrides(
         engine=_text(body, "engine", "llamacpp"),
         context_length=_integer(body, "context_length", 64, 1_048_576),
@@ -148,6 +160,8 @@ def parse_overrides(body: dict) -> Overrides:
         num_gpus=num_gpus,
         gpu_memory_utilization=utilization,
         lora_adapters=dict(adapters),
+        draft_model=_text(body, "draft_model", "/models/draft-Q8_0.gguf"),
+        kv_cache_type=cache_type,
     )
 
 
@@ -182,11 +196,14 @@ def parse_deploy_request(body: object, model_roots: tuple[str, ...] = ()) -> Dep
         raise DeployRequestError(str(error)) from None
     check_model_root(reference, model_roots)
     overrides = parse_overrides(body)
-    for folder in overrides.lora_adapters.values():
+    companions = [("LoRA adapter", path) for path in overrides.lora_adapters.values()]
+    if overrides.draft_model and is_local_path(overrides.draft_model):
+        companions.append(("Draft model", overrides.draft_model))
+    for kind, path in companions:
         try:
-            check_model_root(LocalPath(expand_home(folder)), model_roots)
+            check_model_root(LocalPath(expand_home(path)), model_roots)
         except ModelReferenceError as error:
-            raise DeployRequestError(f"LoRA adapter: {error}") from None
+            raise DeployRequestError(f"{kind}: {error}") from None
     name = body.get("name")
     name = reference.short_name if name is None else name
     if not isinstance(name, str) or not NAME_PATTERN.match(name):

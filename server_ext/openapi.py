@@ -8,6 +8,7 @@ import json
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from kz_jupyter.memory import KV_CACHE_TYPES
 from kz_jupyter.server_ext.handlers import KzAPIHandler
 
 NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,62}$"}
@@ -56,6 +57,8 @@ DEPLOY_REQUEST = {
         "num_gpus": {"type": "number", "minimum": 0},
         "gpu_memory_utilization": nullable({"type": "number", "exclusiveMinimum": 0, "maximum": 1}),
         "lora_adapters": {"type": "object", "additionalProperties": {"type": "string"}},
+        "draft_model": nullable({"type": "string", "minLength": 1}),
+        "kv_cache_type": nullable({"type": "string", "enum": sorted(KV_CACHE_TYPES)}),
         "keep_alive": nullable(integer(-1, 30 * 86400)),
         "share": SHARE,
     },
@@ -247,6 +250,13 @@ PATHS = {
     "/kz/v1/embeddings": {
         "post": {
             "summary": "OpenAI: embeddings",
+            "requestBody": body(CHAT),
+            "responses": answers(200, 400, 404, 429, 502, 503, openai=True),
+        },
+    },
+    "/kz/v1/rerank": {
+        "post": {
+            "summary": "Rerank documents for a query (Jina/Cohere form) with a reranker GGUF",
             "requestBody": body(CHAT),
             "responses": answers(200, 400, 404, 429, 502, 503, openai=True),
         },

@@ -10,6 +10,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from kz_jupyter.engine_api import load_engines, requested_features
+from kz_jupyter.planner import Plan
 from kz_jupyter.server_ext.access import can_see
 from kz_jupyter.server_ext.handlers import KzAPIHandler
 from kz_jupyter.states import DeploymentStatus
@@ -17,6 +18,24 @@ from kz_jupyter.states import DeploymentStatus
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=10.0)
 PASSED_RESPONSE_HEADERS = ("Content-Type", "Cache-Control")
 RETRY_AFTER_SECONDS = 1
+# (message, code) for a request a deployment's task cannot serve: by the deployment's task, or
+# for a text-generating deployment by the route's.
+TASK_REFUSALS = {
+    "embed": ("'{name}' is an embedding model: use /v1/embeddings.", "embeddings_only"),
+    "rerank": ("'{name}' is a reranking model: use /v1/rerank.", "rerank_only"),
+}
+GENERATOR_REFUSALS = {
+    "embed": (
+        "'{name}' generates text and serves no embeddings: deploy an embedding model (for "
+        "example %kz deploy all-minilm-l6-v2).",
+        "embeddings_not_supported",
+    ),
+    "rerank": (
+        "'{name}' generates text and does not rerank: deploy a reranker GGUF (a cross-encoder "
+        "such as bge-reranker-v2-m3-GGUF).",
+        "rerank_not_supported",
+    ),
+}
 
 
 class OpenAIErrorMixin:
@@ -54,7 +73,7 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
 
     upstream_path = ""
     needs_chat = False
-    task = "generate"  # what the deployment must serve: "generate" or "embed"
+    task = "generate"  # what the deployment must serve: "generate", "embed" or "rerank"
 
     @web.authenticated
     @authorized
@@ -80,6 +99,7 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
         refusal = self._refusal(deployment, body)
         if refusal:
             return self.openai_error(400, refusal[0], "invalid_request_error", refusal[1])
+        content = self._upstream_body(deployment, name, body)
         limit = self.settings.get("kz_max_requests", 0)
         in_flight = sum(r.outstanding for r in deployment.replicas)
         if limit and in_flight >= limit:
@@ -108,7 +128,7 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 )
             replica.outstanding += 1
             try:
-                upstream = await self._connect(replica.endpoint + self.upstream_path)
+                upstream = await self._connect(replica.endpoint + self.upstream_path, content)
             except httpx.TransportError as error:
                 replica.outstanding -= 1
                 stale = isinstance(error, httpx.RemoteProtocolError)
@@ -149,15 +169,9 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 f"'{feature}': {engine.unsupported_features[feature]}.",
                 "unsupported_feature",
             )
-        if task == "embed" and self.task != "embed":
-            return (f"'{deployment.name}' is an embedding model: use /v1/embeddings.",
-                    "embeddings_only")  # fmt: skip
-        if self.task == "embed" and task != "embed":
-            return (
-                f"'{deployment.name}' generates text and serves no embeddings: deploy an "
-                "embedding model (for example %kz deploy all-minilm-l6-v2).",
-                "embeddings_not_supported",
-            )
+        if task != self.task:
+            message, code = TASK_REFUSALS.get(task) or GENERATOR_REFUSALS[self.task]
+            return message.format(name=deployment.name), code
         if self.needs_chat and not plan.get("can_chat", True):
             reason = plan.get("chat_reason")
             return f"'{deployment.name}' cannot chat: {reason}.", "chat_not_supported"
@@ -175,13 +189,25 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
             return None
         return body
 
-    async def _connect(self, url: str) -> httpx.Response:
+    def _upstream_body(self, deployment, name: str, body: dict) -> bytes:
+        """The request as the engine takes it: unchanged, or for `DEPLOYMENT/ADAPTER` as the
+        engine asks for one of its LoRA adapters."""
+        if name == deployment.name:
+            return self.request.body
+        engine = load_engines().get((deployment.plan or {}).get("engine", ""))
+        if engine is None:
+            return self.request.body
+        adapter = name.split("/", 1)[1]
+        plan = Plan.from_dict(deployment.plan)
+        return json.dumps(engine.adapter_request(body, adapter, plan, deployment.name)).encode()
+
+    async def _connect(self, url: str, content: bytes) -> httpx.Response:
         """Send the body upstream; return the response with its body still to be read."""
         client: httpx.AsyncClient = self.settings["kz_http_client"]
         request = client.build_request(
             "POST",
             url,
-            content=self.request.body,
+            content=content,
             headers={"Content-Type": "application/json", "Accept": "*/*"},
             timeout=UPSTREAM_TIMEOUT,
         )
@@ -236,9 +262,17 @@ class EmbeddingsHandler(ForwardingHandler):
     task = "embed"
 
 
+class RerankHandler(ForwardingHandler):
+    """POST /kz/v1/rerank: relevance scores of documents for a query (Jina/Cohere form)."""
+
+    upstream_path = "/v1/rerank"
+    task = "rerank"
+
+
 PROXY_HANDLERS = [
     (r"/kz/v1/models", ModelsHandler),
     (r"/kz/v1/chat/completions", ChatCompletionsHandler),
     (r"/kz/v1/completions", CompletionsHandler),
     (r"/kz/v1/embeddings", EmbeddingsHandler),
+    (r"/kz/v1/rerank", RerankHandler),
 ]

@@ -100,6 +100,9 @@ async def test_empty_listings(jp_fetch):
         (r'{"model": "\u0000\u202e"}', "neither a local path"),
         ('{"model": "~nobody-here/model.gguf"}', "'~nobody-here' names no user"),  # fuzzing
         ('{"model": "smollm2", "lora_adapters": {"fr": "~nobody-here/fr"}}', "names no user"),
+        ('{"model": "smollm2", "kv_cache_type": "q3"}', "'kv_cache_type' 'q3' is not a KV-cache"),
+        ('{"model": "smollm2", "draft_model": 7}', "'draft_model' must be a string"),
+        ('{"model": "smollm2", "draft_model": "~nobody-here/d.gguf"}', "names no user"),
     ],
 )
 async def test_bad_deploy_requests_are_400_with_a_message(jp_fetch, body, message):

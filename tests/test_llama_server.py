@@ -7,6 +7,7 @@ import asyncio
 import json
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import openai
@@ -17,6 +18,8 @@ from test_api import wait_for_status
 from conftest import json_of
 
 pytestmark = pytest.mark.slow
+
+FIXTURES = Path(__file__).parent / "fixtures" / "llamacpp"
 
 ASK = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 CAPITAL = {
@@ -181,3 +184,116 @@ async def test_llama_server_serves_the_openai_api_through_kz(
     assert any("listening on http://127.0.0.1" in line
                for line in logs["replicas"]["smol-0"]["lines"])  # fmt: skip
     await jp_fetch("kz/api/deployments/smol", method="DELETE")
+
+
+WEATHER_ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def adapter_calls(client: openai.OpenAI) -> dict:
+    """The base model, its LoRA adapter and a tool call through kz (blocking)."""
+    chat = client.chat.completions.create
+    seen: dict = {"models": [m.id for m in client.models.list()]}
+    seen["base"] = chat(model="smolx", messages=ASK, max_tokens=12, temperature=0)
+    seen["adapted"] = chat(model="smolx/noisy", messages=ASK, max_tokens=12, temperature=0)
+    # the assistant's answer begun with the template's tool-call tag (a prefill): a model this
+    # small then completes the call, in the arguments the tool's schema allows
+    opened = [*WEATHER_ASK, {"role": "assistant", "content": "<tool_call>\n"}]
+    seen["tool"] = chat(
+        model="smolx", messages=opened, tools=[WEATHER_TOOL], tool_choice="required",
+        max_tokens=48, temperature=0,
+    )  # fmt: skip
+    try:
+        client.post("/rerank", cast_to=object, body={"model": "smolx", "query": "q",
+                                                    "documents": ["d"]})  # fmt: skip
+    except openai.BadRequestError as error:
+        seen["rerank_of_a_generator"] = error
+    return seen
+
+
+def task_calls(client: openai.OpenAI) -> dict:
+    """Embeddings and reranking through kz, and a chat asked of a reranker (blocking)."""
+    seen: dict = {"embeddings": client.embeddings.create(model="emb", input=["the cat", "paris"])}
+    seen["rerank"] = client.post(
+        "/rerank",
+        cast_to=object,
+        body={"model": "rr", "query": "capital of france", "documents": ["paris", "the cat"]},
+    )
+    try:
+        client.chat.completions.create(model="rr", messages=ASK, max_tokens=2)
+    except openai.BadRequestError as error:
+        seen["chat_with_a_reranker"] = error
+    return seen
+
+
+async def deploy_all(jp_fetch, deployments: dict[str, dict]) -> dict[str, dict]:
+    """Deploy each {name: body} and wait until they all serve."""
+    for name, body in deployments.items():
+        await jp_fetch("kz/api/deployments", method="POST", body=json.dumps(body | {"name": name}))
+    records = {n: await wait_for_status(jp_fetch, n, {"DEPLOYED", "FAILED"}) for n in deployments}
+    failed = {n: r.get("error") for n, r in records.items() if r["status"] != "DEPLOYED"}
+    assert not failed, failed
+    return records
+
+
+async def test_llama_server_embeddings_reranking_adapters_draft_and_tools_through_kz(
+    jp_fetch, jp_serverapp, jp_http_port, jp_base_url, smollm2_path, tmp_path
+):
+    from bench.synthetic_ggufs import write_bert, write_lora
+
+    token = jp_serverapp.identity_provider.token
+    base_url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}kz/v1"
+    client = openai.OpenAI(base_url=base_url, api_key=token)
+    # an embedding and a reranker GGUF (random BERTs), planned as their tasks from the header
+    records = await deploy_all(jp_fetch, {
+        "emb": {"model": str(write_bert(tmp_path / "embedder.gguf"))},
+        "rr": {"model": str(write_bert(tmp_path / "reranker.gguf", reranker=True))},
+    })  # fmt: skip
+    assert (records["emb"]["plan"]["task"], records["rr"]["plan"]["task"]) == ("embed", "rerank")
+    seen = await asyncio.to_thread(task_calls, client)
+    vectors = [item.embedding for item in seen["embeddings"].data]
+    assert len(vectors) == 2 and len(vectors[0]) == 64 and vectors[0] != vectors[1]
+    scores = {r["index"]: r["relevance_score"] for r in seen["rerank"]["results"]}
+    assert set(scores) == {0, 1} and scores[0] != scores[1]
+    assert seen["chat_with_a_reranker"].code == "rerank_only"
+    for name in records:
+        await jp_fetch("kz/api/deployments", name, method="DELETE")
+
+    # SmolLM2 with a LoRA adapter, itself as its draft, a q8_0 cache, a tool-calling template
+    adapter = write_lora(tmp_path / "noisy-lora.gguf", smollm2_path)
+    template = FIXTURES / "chatml-tools.jinja"
+    records = await deploy_all(jp_fetch, {"smolx": {
+        "model": "smollm2", "parallel": 2, "lora_adapters": {"noisy": str(adapter)},
+        "draft_model": "smollm2", "kv_cache_type": "q8_0",
+        "extra_args": ["--chat-template-file", str(template)],
+    }})  # fmt: skip
+    plan = records["smolx"]["plan"]
+    assert plan["draft_model_path"] == str(smollm2_path) and plan["kv_cache_type"] == "q8_0"
+    (replica,) = records["smolx"]["replicas"]
+    command = psutil.Process(replica["pid"]).cmdline()
+    assert command[command.index("--model-draft") + 1] == str(smollm2_path)
+    assert command[command.index("--cache-type-v") + 1] == "q8_0"
+    assert command[command.index("--lora-scaled") + 1] == f"{adapter}:0"
+    seen = await asyncio.to_thread(adapter_calls, client)
+    assert "smolx/noisy" in seen["models"]
+    base = seen["base"]
+    assert "Paris" in base.choices[0].message.content
+    assert base.model_extra["timings"]["draft_n_accepted"] > 0  # the draft's tokens were taken
+    adapted = seen["adapted"].choices[0].message.content
+    assert adapted and "Paris" not in adapted  # the (random) adapter changes the answer
+    (call, *_) = seen["tool"].choices[0].message.tool_calls
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Paris"}
+    assert seen["rerank_of_a_generator"].code == "rerank_not_supported"
+    await jp_fetch("kz/api/deployments", "smolx", method="DELETE")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from kz_jupyter.companion_models import CompanionError, check_companions
 from kz_jupyter.hardware import probe_hardware
 from kz_jupyter.hub import HubSettings
-from kz_jupyter.memory import GIB
+from kz_jupyter.memory import GIB, MIB
 from kz_jupyter.model_files import ModelNotFoundError
-from kz_jupyter.planner import Overrides, Plan, PlanError, lora_rank
+from kz_jupyter.planner import Overrides, Plan, PlanError
 from kz_jupyter.provisioning import prepare
 from kz_jupyter.states import ErrorCode
 
@@ -61,13 +62,53 @@ def test_not_a_gguf_file_is_a_loading_failure(tmp_path):
     assert error.value.code is ErrorCode.MODEL_LOADING_FAILURE
 
 
-def test_lora_adapters_need_an_engine_that_takes_them_and_a_readable_config(smollm2_path, tmp_path):
-    with pytest.raises(PlanError, match="llamacpp does not take --lora"):
+def test_lora_adapters_are_the_form_the_engine_takes(smollm2_path, tmp_path):
+    from bench.synthetic_ggufs import write_lora
+
+    # llama.cpp takes GGUF adapters: a folder, or a GGUF model, is refused saying what to give
+    with pytest.raises(PlanError, match="LoRA adapter 'fr': .*not a readable GGUF.*convert_lora"):
         plan_for(smollm2_path, lora_adapters={"fr": str(tmp_path)})
-    with pytest.raises(PlanError, match="LoRA adapter 'fr': .*adapter_config.json"):
-        lora_rank({"fr": str(tmp_path)})
+    with pytest.raises(PlanError, match="LoRA adapter 'fr': .*a GGUF model, not an adapter"):
+        plan_for(smollm2_path, lora_adapters={"fr": str(smollm2_path)})
+    odd = tmp_path / "a:b"
+    odd.mkdir()
+    with pytest.raises(PlanError, match="cannot take a path with ':' or ','"):
+        plan_for(smollm2_path, lora_adapters={"fr": str(write_lora(odd / "fr.gguf", smollm2_path))})
+    adapter = write_lora(tmp_path / "fr.gguf", smollm2_path)
+    plain = plan_for(smollm2_path, parallel=1)
+    adapted = plan_for(smollm2_path, parallel=1, lora_adapters={"fr": str(adapter)})
+    assert adapted.memory["weights"] - plain.memory["weights"] == adapter.stat().st_size
+    # vLLM takes PEFT folders: their adapter_config.json gives the rank
+    with pytest.raises(CompanionError, match="LoRA adapter 'fr': .*adapter_config.json"):
+        check_companions({"fr": str(tmp_path)}, "peft", None)
     (tmp_path / "adapter_config.json").write_text('{"r": 32}')
-    assert lora_rank({"fr": str(tmp_path)}) == 32
+    assert check_companions({"fr": str(tmp_path)}, "peft", None).lora_rank == 32
+
+
+def test_a_draft_model_and_a_quantized_kv_cache_are_planned_and_counted(smollm2_path, tiny_gguf):
+    plain = plan_for(smollm2_path, parallel=2)
+    drafted = plan_for(smollm2_path, parallel=2, draft_model="smollm2")
+    assert drafted.draft_model_path == str(smollm2_path)
+    for part in ("weights", "kv_cache"):  # the draft is a second copy of the same model
+        assert drafted.memory[part] == 2 * plain.memory[part]
+    quantized = plan_for(smollm2_path, parallel=2, kv_cache_type="q8_0")
+    assert quantized.memory["kv_cache"] == int(plain.memory["kv_cache"] * 34 / 32 / 2)
+    assert quantized.kv_cache_type == "q8_0" and plain.memory["kv_cache"] > 64 * MIB
+    with pytest.raises(PlanError, match="Draft model 'nothing-here' is neither a GGUF file"):
+        plan_for(smollm2_path, draft_model="nothing-here")
+    with pytest.raises(PlanError, match="vllm does not take --draft, --kv-cache-type"):
+        plan_for("all-minilm-l6-v2", engine="vllm", draft_model="smollm2", kv_cache_type="q8_0")
+
+
+def test_embedding_and_reranker_ggufs_plan_as_their_tasks(tmp_path):
+    from bench.synthetic_ggufs import write_bert
+
+    embedder = plan_for(write_bert(tmp_path / "embedder.gguf"))
+    assert (embedder.engine, embedder.task, embedder.can_chat) == ("llamacpp", "embed", False)
+    reranker = plan_for(write_bert(tmp_path / "reranker.gguf", reranker=True))
+    assert (reranker.task, reranker.can_chat) == ("rerank", False)
+    assert "reranking model: use /v1/rerank" in reranker.chat_reason
+    assert reranker.rejected["llama-cpp-python"] == "serves no reranking models"
 
 
 def test_the_pip_shipped_sentence_transformers_model_plans_as_an_embedding_model():
