@@ -1,7 +1,8 @@
 """The Python package build also builds the JupyterLab extension (labextension/, TypeScript):
 npm installs its dependencies from package-lock.json and jupyter-builder (from the jupyterlab
 build requirement) bundles it into kz_jupyter/labextension, which the wheel ships under
-share/jupyter/labextensions/. A build that is newer than every source is kept."""
+share/jupyter/labextensions/. A build that is newer than every source is kept.
+KZ_SKIP_LABEXTENSION=1 leaves it out (`make demo`: the terminal demo needs no JupyterLab)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def labextension_is_current() -> bool:
 
 def build_labextension() -> None:
     """npm install (as package-lock.json pins), then tsc and jupyter-builder (npm run build)."""
-    if labextension_is_current():
+    if labextension_is_current() or os.environ.get("KZ_SKIP_LABEXTENSION") == "1":
         return
     npm = shutil.which("npm")
     if npm is None:

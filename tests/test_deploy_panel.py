@@ -36,6 +36,12 @@ def test_an_embedding_deployment_gets_an_embeddings_snippet():
     assert 'embeddings.create(model="minilm"' in panel.text()
 
 
+def test_a_reranker_deployment_gets_a_rerank_snippet():
+    panel = DeployPanel("./reranker.gguf", "rr", STARTED)
+    panel.finish({"name": "rr", "status": "DEPLOYED", "plan": {"task": "rerank"}}, "/kz/v1")
+    assert '"/rerank"' in panel.text() and '{"model": "rr", "query":' in panel.text()
+
+
 def test_a_failure_shows_its_code_message_and_what_to_do():
     panel = DeployPanel("big", "big", STARTED)
     record = {
