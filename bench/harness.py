@@ -204,8 +204,10 @@ async def stream_chat(
     try:
         async with http.stream("POST", url, json=body, headers=headers or {}) as response:
             if response.status_code != 200:
-                await response.aread()
-                return Stream(0, 0, 0, False, f"HTTP {response.status_code}")
+                answer = (await response.aread()).decode(errors="replace")
+                code = response.status_code
+                detail = "" if code == 429 else f": {answer[:200]}"  # what refused it, and why
+                return Stream(0, 0, 0, False, f"HTTP {code}{detail}")
             async for line in response.aiter_lines():
                 if not line.startswith("data: ") or line == "data: [DONE]":
                     continue

@@ -18,6 +18,9 @@ from kz_jupyter.states import DeploymentStatus
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=10.0)
 PASSED_RESPONSE_HEADERS = ("Content-Type", "Cache-Control")
 RETRY_AFTER_SECONDS = 1
+# How an engine's end of a reused connection fails: closed before answering, reset on read or
+# on write. Worth one retry on a fresh connection before calling the replica unreachable.
+DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 # (message, code) for a request a deployment's task cannot serve: by the deployment's task, or
 # for a text-generating deployment by the route's.
 TASK_REFUSALS = {
@@ -131,10 +134,11 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 upstream = await self._connect(replica.endpoint + self.upstream_path, content)
             except httpx.TransportError as error:
                 replica.outstanding -= 1
-                stale = isinstance(error, httpx.RemoteProtocolError)
-                if stale and replica.replica_id not in retried:
-                    # The engine closed a kept-alive connection as it was reused: the request
-                    # never reached it. Once more, on a new connection.
+                if isinstance(error, DROPPED) and replica.replica_id not in retried:
+                    # The engine closed or reset a kept-alive connection as it was reused (its
+                    # keep-alive limits): the request did not get an answer. Once more, on a
+                    # new connection; completions have no side effects.
+                    self.log.info("engine dropped a connection (%r): retrying once", error)
                     retried.add(replica.replica_id)
                     continue
                 self.controller.check_now()
