@@ -12,11 +12,15 @@ from kz_jupyter.client import KzClient
 from kz_jupyter.errors import KzError
 from kz_jupyter.magics.panel import TextRepr
 
-BUBBLE = "margin:4px 0;padding:4px 8px;border-radius:6px;white-space:pre-wrap;"
+# JupyterLab's theme variables, so the bubbles read well in light, dark and high-contrast themes.
+BUBBLE = (
+    "margin:4px 0;padding:4px 8px;border-radius:6px;white-space:pre-wrap;"
+    "color:var(--jp-content-font-color1);border:1px solid var(--jp-border-color2);"
+)
 ROLE_STYLES = {
-    "user": BUBBLE + "background:#ddf4ff;margin-left:20%",
-    "assistant": BUBBLE + "background:#f6f8fa;margin-right:20%",
-    "error": BUBBLE + "background:#ffebe9;color:#cf222e",
+    "user": BUBBLE + "background:var(--jp-layout-color2);margin-left:20%",
+    "assistant": BUBBLE + "background:var(--jp-layout-color1);margin-right:20%",
+    "error": BUBBLE + "background:var(--jp-layout-color2);color:var(--jp-error-color1)",
 }
 
 

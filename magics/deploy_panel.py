@@ -81,7 +81,8 @@ class DeployPanel(TextRepr, widgets.VBox):
             self._result.value = (
                 f"<b>'{escape(self.name)}' is ready</b>: OpenAI endpoint "
                 f"<code>{escape(base_url)}</code>, model <code>{escape(self.name)}</code>"
-                f"<pre style='background:#f6f8fa;padding:6px'>{escape(code)}</pre>"
+                "<pre style='background:var(--jp-cell-editor-background);padding:6px'>"
+                f"{escape(code)}</pre>"
             )
             return
         self.outcome = format_failure(record)

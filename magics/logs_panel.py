@@ -25,7 +25,8 @@ def event_html(event: dict) -> str:
     text = escape(f"{event['replica']} {event['line']}")
     if event.get("issue"):
         return (
-            f"<span style='color:#cf222e;font-weight:bold'>[{escape(event['issue'])}] {text}</span>"
+            "<span style='color:var(--jp-error-color1);font-weight:bold'>"
+            f"[{escape(event['issue'])}] {text}</span>"
         )
     return text
 
