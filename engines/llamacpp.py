@@ -265,7 +265,7 @@ class LlamaCppEngine(Engine):
             args += ["--n-gpu-layers", str(plan.gpu_layers)]
         args += TASK_FLAGS.get(plan.task, [])
         for adapter in plan.lora_adapters.values():
-            args += ["--lora-scaled", f"{Path(adapter).expanduser()}:0"]  # on per request
+            args += ["--lora-scaled", f"{adapter}:0"]  # the plan holds expanded paths
         if plan.draft_model_path:
             args += ["--model-draft", plan.draft_model_path, "--spec-type", "draft-simple"]
             if plan.gpu_layers is not None:
