@@ -17,6 +17,7 @@ test: setup lint
 lint:
 	.venv/bin/ruff check --no-cache .
 	.venv/bin/ruff format --no-cache --check .
+	.venv/bin/python scripts/lint_imports.py
 
 lab: setup
 	.venv/bin/jupyter lab notebooks/quickstart.ipynb

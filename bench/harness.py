@@ -21,13 +21,14 @@ import numpy as np
 import psutil
 
 from kz_jupyter.client import KzClient
-from kz_jupyter.connection import ServerConnection
-from kz_jupyter.engine_api import LaunchTarget, get_engine
+from kz_jupyter.client.connection import ServerConnection
+from kz_jupyter.deploy_options import EngineOptions
 from kz_jupyter.engines.process import engine_environment, free_port
-from kz_jupyter.hardware import probe_hardware
-from kz_jupyter.hub import HubSettings
-from kz_jupyter.planner import Overrides, Plan
-from kz_jupyter.provisioning import prepare
+from kz_jupyter.models.hub import HubSettings
+from kz_jupyter.planning.engine_contract import LaunchTarget, get_engine
+from kz_jupyter.planning.hardware import probe_hardware
+from kz_jupyter.planning.plan import Plan
+from kz_jupyter.planning.provisioning import prepare
 
 PROMPT = [{"role": "user", "content": "Write a long story about a dragon who learns to cook."}]
 HOST = "127.0.0.1"
@@ -110,8 +111,8 @@ def plan_for(
     model: str, engine: str | None = None, context_length: int = 2048, **options: object
 ) -> Plan:
     """The plan kz-jupyter makes for model (no download: the model is local), with more plan
-    options (Overrides fields) when given."""
-    overrides = Overrides(engine=engine, context_length=context_length, force=True, **options)
+    options (EngineOptions fields) when given."""
+    overrides = EngineOptions(engine=engine, context_length=context_length, force=True, **options)
     plan, _ = prepare(model, probe_hardware(), HubSettings.from_env(), overrides)
     return plan
 

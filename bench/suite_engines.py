@@ -1,6 +1,6 @@
 """Engines side by side on one model, SmolLM2-135M-Instruct, each deployed through kz-jupyter:
 llama.cpp serves the pip-shipped Q4_1 GGUF, vLLM (CPU) and MLX (CPU) the same weights as float32
-safetensors (kz_jupyter.gguf_convert). For each engine: deploy -> DEPLOYED, streamed tokens/s
+safetensors (kz_jupyter.models.gguf_convert). For each engine: deploy -> DEPLOYED, streamed tokens/s
 and time to first token on the engine's own endpoint and through /kz/v1 (alternating), and the
 peak RSS of the engine's process tree. An engine not installed here is left out, and said."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.harness import JupyterServer, Stream, run_batch, tree_peak_rss
 from bench.report import Chart, SuiteResult
 from kz_jupyter.client import KzClient
-from kz_jupyter.gguf_convert import as_safetensors
+from kz_jupyter.models.gguf_convert import as_safetensors
 
 ENGINES = ("llamacpp", "mlx", "vllm")
 

@@ -12,13 +12,9 @@ import json
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 from bench.report import Chart, Goal, SuiteResult
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from test_kernel_footprint import HEAVY, PROBE  # noqa: E402
+from tests.magics.test_kernel_footprint import HEAVY, PROBE
 
 
 def one_round() -> dict:

@@ -18,9 +18,9 @@ import httpx
 from bench.harness import BareEngine, plan_for, tree_peak_rss
 from bench.report import Chart, Goal, SuiteResult
 from bench.synthetic_ggufs import HELD_OUT, write_decoder
-from kz_jupyter.engine_api import engine_availability
-from kz_jupyter.gguf_convert import as_safetensors
-from kz_jupyter.references import find_pip_shipped
+from kz_jupyter.models.gguf_convert import as_safetensors
+from kz_jupyter.models.references import find_pip_shipped
+from kz_jupyter.planning.engine_contract import engine_availability
 
 MIB = 2**20
 FILL = 0.9  # of the context, in prompt tokens

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import random
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -30,15 +29,14 @@ import numpy as np
 
 from bench.harness import percentile
 from bench.report import Chart, SuiteResult
-from kz_jupyter.rag_chunks import Chunk, chunk_sections
-from kz_jupyter.rag_documents import find_documents, read_sections
-from kz_jupyter.rag_embedders import DEFAULT_MODEL, EMBED_BATCH, load_embedder
-from kz_jupyter.rag_index import APPROXIMATE_ABOVE, RagIndex, build_faiss
-from kz_jupyter.transformers_progress import no_progress_bars
+from kz_jupyter.models.transformers_progress import no_progress_bars
+from kz_jupyter.rag.chunks import Chunk, chunk_sections
+from kz_jupyter.rag.documents import find_documents, read_sections
+from kz_jupyter.rag.embedders import DEFAULT_MODEL, EMBED_BATCH, load_embedder
+from kz_jupyter.rag.index import APPROXIMATE_ABOVE, RagIndex, build_faiss
+from tests.support.ragtools.corpus import generate_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from ragtools.corpus import generate_corpus  # noqa: E402
 
 
 def build_documents(folder: Path) -> tuple[list[Path], list[tuple[str, str, str]]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from kz_jupyter.references import find_pip_shipped
+from kz_jupyter.models.references import find_pip_shipped
 
 Q = gguf.GGMLQuantizationType
 FILE_TYPES = {"F16": 1, "Q4_0": 2, "Q8_0": 7}  # llama.cpp's general.file_type of each

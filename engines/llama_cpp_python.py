@@ -12,19 +12,19 @@ import re
 
 import psutil
 
-from kz_jupyter.engine_api import (
+from kz_jupyter.engines.llamacpp import gguf_chat_plan
+from kz_jupyter.models.shapes import ModelShape
+from kz_jupyter.planning.engine_contract import (
     Engine,
     InstallRecipe,
     LaunchSpec,
     LaunchTarget,
     python_failure,
 )
-from kz_jupyter.engine_envs import EnvironmentProbe
-from kz_jupyter.engines.llamacpp import gguf_chat_plan
-from kz_jupyter.hardware import HardwareProfile
-from kz_jupyter.memory import MIB, MemoryEstimate, kv_cache_bytes
-from kz_jupyter.model_shape import ModelShape
-from kz_jupyter.planner import Plan
+from kz_jupyter.planning.engine_environments import EnvironmentProbe
+from kz_jupyter.planning.machine import HardwareProfile
+from kz_jupyter.planning.memory import MIB, MemoryEstimate, kv_cache_bytes
+from kz_jupyter.planning.plan import Plan
 from kz_jupyter.states import ErrorCode
 
 SERVER_DEPENDENCIES = ("uvicorn", "fastapi", "sse-starlette", "pydantic-settings")

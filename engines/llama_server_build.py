@@ -18,9 +18,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from kz_jupyter.engine_api import LineCallback
-from kz_jupyter.engine_install import EngineInstallError, run_streaming
-from kz_jupyter.hardware import HardwareProfile
+from kz_jupyter.planning.engine_contract import LineCallback
+from kz_jupyter.planning.engine_install import EngineInstallError, run_streaming
+from kz_jupyter.planning.machine import HardwareProfile
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 BINARY = "llama-server"

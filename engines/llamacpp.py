@@ -16,13 +16,19 @@ from pathlib import Path
 
 import psutil
 
-from kz_jupyter.engine_api import Engine, EngineCheck, InstallRecipe, LaunchSpec, LaunchTarget
-from kz_jupyter.engine_envs import INSTALLED_MARKER, EngineEnvironments
 from kz_jupyter.engines.llama_server_build import BINARY, build_llama_server
-from kz_jupyter.hardware import HardwareProfile
-from kz_jupyter.memory import KV_BYTES_PER_VALUE, MIB, MemoryEstimate
-from kz_jupyter.model_shape import ModelShape
-from kz_jupyter.planner import Plan
+from kz_jupyter.models.shapes import ModelShape
+from kz_jupyter.planning.engine_contract import (
+    Engine,
+    EngineCheck,
+    InstallRecipe,
+    LaunchSpec,
+    LaunchTarget,
+)
+from kz_jupyter.planning.engine_environments import INSTALLED_MARKER, EngineEnvironments
+from kz_jupyter.planning.machine import HardwareProfile
+from kz_jupyter.planning.memory import KV_BYTES_PER_VALUE, MIB, MemoryEstimate
+from kz_jupyter.planning.plan import Plan
 from kz_jupyter.states import ErrorCode
 
 # GGUF `general.architecture` -> llama.cpp built-in template, for files without a template.

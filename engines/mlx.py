@@ -21,18 +21,18 @@ import platform
 import re
 from pathlib import Path
 
-from kz_jupyter.engine_api import (
+from kz_jupyter.models.shapes import ModelShape
+from kz_jupyter.planning.engine_contract import (
     Engine,
     InstallRecipe,
     LaunchSpec,
     LaunchTarget,
     python_failure,
 )
-from kz_jupyter.engine_envs import EnvironmentProbe
-from kz_jupyter.hardware import HardwareProfile
-from kz_jupyter.memory import MIB, MemoryEstimate, kv_cache_bytes
-from kz_jupyter.model_shape import ModelShape
-from kz_jupyter.planner import Plan
+from kz_jupyter.planning.engine_environments import EnvironmentProbe
+from kz_jupyter.planning.machine import HardwareProfile
+from kz_jupyter.planning.memory import MIB, MemoryEstimate, kv_cache_bytes
+from kz_jupyter.planning.plan import Plan
 from kz_jupyter.states import ErrorCode
 
 # Measured with mlx-lm 0.32 on Linux CPU (python -m bench engines): the server without weights.

@@ -17,9 +17,9 @@ import httpx
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from kz_jupyter.engine_api import LaunchTarget, get_engine
 from kz_jupyter.engines.process import EngineProcess, free_port, read_lines_from
-from kz_jupyter.planner import Plan
+from kz_jupyter.planning.engine_contract import LaunchTarget, get_engine
+from kz_jupyter.planning.plan import Plan
 
 RAY_NAMESPACE = "kz_jupyter"
 HEALTH_TIMEOUT = 5.0
@@ -78,7 +78,7 @@ class ReplicaActor:
         self.health_url = ""
         self._next_health_check = 0.0
 
-    def start(self, engine_name: str, plan: dict, served_name: str, host: str | None) -> dict:
+    def start(self, engine_name: str, plan: Plan, served_name: str, host: str | None) -> dict:
         """Start the engine on a free port of host (default: this node's address in Ray).
 
         Called again on the same actor, it replaces a dead (or running) engine with a new one.
@@ -94,10 +94,10 @@ class ReplicaActor:
             port=free_port(host),
             workdir=log_path.parent / f"{log_path.stem}.work",
         )
-        engine, planned = get_engine(engine_name), Plan.from_dict(plan)
+        engine = get_engine(engine_name)
         target.workdir.mkdir(parents=True, exist_ok=True)
-        engine.prepare(planned, target)
-        spec = engine.launch_spec(planned, target)
+        engine.prepare(plan, target)
+        spec = engine.launch_spec(plan, target)
         pid = self.engine_process.start(spec)
         endpoint = f"http://{host}:{target.port}"
         self.health_url = endpoint + spec.health_path if spec.health_path else ""
@@ -259,7 +259,7 @@ class RayPool:
         self, actor: ray.actor.ActorHandle, engine_name: str, plan: Plan, served_name: str
     ) -> dict:
         """Have an actor start its engine; wait at most the placement timeout."""
-        started = actor.start.remote(engine_name, plan.to_dict(), served_name, self.engine_host)
+        started = actor.start.remote(engine_name, plan, served_name, self.engine_host)
         return ray.get(started, timeout=self.placement_timeout)
 
     def find_replica(self, actor_name: str) -> ReplicaHandle | None:

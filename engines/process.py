@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from kz_jupyter.engine_api import LaunchSpec
-from kz_jupyter.engine_envs import is_current_interpreter
+from kz_jupyter.planning.engine_contract import LaunchSpec
+from kz_jupyter.planning.engine_environments import is_current_interpreter
 
 TAIL_READ_BYTES = 512 * 1024
 

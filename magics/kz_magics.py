@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Unicode
 
 from kz_jupyter.errors import KzError
+from kz_jupyter.magics.deploy_flags import add_deploy_arguments, flag_options, usage_lines
 from kz_jupyter.magics.panel import in_kernel
 from kz_jupyter.magics.progress import DownloadBar
 from kz_jupyter.magics.rag_magics import add_rag_parser, run_rag
@@ -31,24 +31,14 @@ from kz_jupyter.magics.text import (
 if TYPE_CHECKING:
     from kz_jupyter.client import KzClient
 
-USAGE = """\
+COMMANDS = """\
 %kz hw                          hardware of the server machine and usable engines
 %kz engines                     each engine: usable or not (and why), version, environment
 %kz engines install NAME        create the engine's own environment and install it there
 %kz search TEXT                 Hub models (downloads, likes, formats), presets, models here
 %kz plan MODEL [options]        engine, files, context and memory fit, without deploying
 %kz pull MODEL [--revision R] [--redownload]   download the files for this machine
-%kz deploy MODEL [--name N] [--replicas N] [options]
-    MODEL: a preset, a pip-shipped model, a path, or a Hub repo[:QUANT] or repo/FILE
-    options: --engine E --context N --parallel N --gpu-layers N --dtype D --quantization Q
-             --tensor-parallel N --gpu-memory-utilization F --lora NAME=PATH (repeat:
-             a PEFT folder for vllm, a GGUF adapter for llamacpp; chat with it as
-             NAME/ADAPTER) --draft MODEL (a smaller GGUF of the family drafts tokens)
-             --kv-cache-type q8_0|q4_0|... --arg ENGINE_ARG (repeat)
-             --revision R --force
-    --keep-alive S: unload after S idle seconds (-1: never); the next request reloads it
-    --resource NAME=AMOUNT (repeat), --gpus N: Ray resources each replica needs
-    --share all|group:NAME (repeat): in JupyterHub, who else sees and uses it
+%kz deploy MODEL [options]      deploy it and wait until it serves (options below)
 %kz chat NAME PROMPT... [--max-tokens N] [--temperature T]
                                 stream a reply (%%kz chat NAME: the cell body is the prompt;
                                 in a notebook, %kz chat NAME alone opens a chat widget)
@@ -61,6 +51,15 @@ USAGE = """\
 %kz models                      models here: size, format, quants, last use, deployments
 %kz rm MODEL [--yes]            delete a cached model (shows what is freed first)
 %kz rag ...                     retrieval over your documents (%kz rag: its commands)"""
+MODEL_TEXT = (
+    "MODEL: a preset, a pip-shipped model, a path, or a Hub repo[:QUANT] or repo/FILE\n"
+    "options of plan and deploy:"
+)
+
+
+def usage() -> str:
+    """What `%kz help` prints: the commands, then plan's and deploy's options."""
+    return "\n".join([COMMANDS, MODEL_TEXT, *usage_lines("deploy")])
 
 
 class UsageError(ValueError):
@@ -103,27 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in ("plan", "deploy"):
         sub = commands.add_parser(command, add_help=False)
         sub.add_argument("model")
-        sub.add_argument("--engine")
-        sub.add_argument("--context", type=int, dest="context_length")
-        sub.add_argument("--gpu-layers", type=int)
-        sub.add_argument("--parallel", type=int)
-        sub.add_argument("--dtype")
-        sub.add_argument("--quantization")
-        sub.add_argument("--tensor-parallel", type=int)
-        sub.add_argument("--gpu-memory-utilization", type=float)
-        sub.add_argument("--lora", action="append", dest="lora", metavar="NAME=PATH")
-        sub.add_argument("--draft", dest="draft_model")
-        sub.add_argument("--kv-cache-type")
-        sub.add_argument("--arg", action="append", dest="extra_args")
-        sub.add_argument("--revision")
-        sub.add_argument("--force", action="store_true", default=None)
-        sub.add_argument("--replicas", type=int)
-        sub.add_argument("--resource", action="append", dest="resources", metavar="NAME=AMOUNT")
-        sub.add_argument("--gpus", type=float, dest="num_gpus")
-        if command == "deploy":
-            sub.add_argument("--name")
-            sub.add_argument("--keep-alive", type=int)
-            sub.add_argument("--share", action="append", metavar="all|private|group:NAME")
+        add_deploy_arguments(sub, command)
     chat = commands.add_parser("chat", add_help=False)
     chat.add_argument("name", nargs="?")
     chat.add_argument("prompt", nargs="*")
@@ -181,7 +160,7 @@ class KzMagics(Magics):
         return None
 
     def _do_help(self, args, cell) -> None:
-        print(USAGE)
+        print(usage())
 
     def _do_hw(self, args, cell) -> object:
         from kz_jupyter.magics.hardware_panel import HardwarePanel
@@ -197,7 +176,7 @@ class KzMagics(Magics):
         print(format_search(self.client.search(" ".join(args.text))))
 
     def _do_plan(self, args, cell) -> None:
-        print(format_plan(self.client.plan(args.model, **_options(args))))
+        print(format_plan(self.client.plan(args.model, **flag_options(args.model, args, "plan"))))
 
     def _do_pull(self, args, cell) -> None:
         job = self.client.pull(args.model, revision=args.revision, redownload=args.redownload)
@@ -238,10 +217,7 @@ class KzMagics(Magics):
         print(format_deletion(self.client.delete_model(args.model, dry_run=not args.yes)))
 
     def _do_deploy(self, args, cell) -> object:
-        record = self.client.deploy(
-            args.model, name=args.name, keep_alive=args.keep_alive, share=args.share,
-            **_options(args),
-        )  # fmt: skip
+        record = self.client.deploy(args.model, **flag_options(args.model, args, "deploy"))
         name, started = record["name"], record["created_at"]
         if in_kernel():
             return self._deploy_panel(args.model, name, started)
@@ -319,55 +295,3 @@ class KzMagics(Magics):
 
     def _do_audit(self, args, cell) -> None:
         print(format_audit(self.client.audit(args.limit, args.user)))
-
-
-def _options(args) -> dict:
-    """The plan/deploy options a user gave, in the REST API's names."""
-    return {
-        "engine": args.engine,
-        "context_length": args.context_length,
-        "gpu_layers": args.gpu_layers,
-        "parallel": args.parallel,
-        "dtype": args.dtype,
-        "quantization": args.quantization,
-        "tensor_parallel": args.tensor_parallel,
-        "gpu_memory_utilization": args.gpu_memory_utilization,
-        "lora_adapters": _named_values(
-            args.lora, "--lora", "NAME=PATH (like fr=/models/fr-lora)", _path
-        ),
-        "draft_model": args.draft_model,
-        "kv_cache_type": args.kv_cache_type,
-        "extra_args": args.extra_args,
-        "revision": args.revision,
-        "force": args.force,
-        "replicas": args.replicas,
-        "resources": _named_values(
-            args.resources, "--resource", "NAME=AMOUNT (e.g. gpu_node=1)", float, default="1"
-        ),
-        "num_gpus": args.num_gpus,
-    }
-
-
-def _named_values(
-    pairs: list[str] | None, option: str, example: str, convert: Callable, default: str = ""
-) -> dict | None:
-    """Parse repeated NAME=VALUE options; a malformed one is a usage error showing the form."""
-    if not pairs:
-        return None
-    parsed = {}
-    for pair in pairs:
-        name, _, value = pair.partition("=")
-        try:
-            if not name:
-                raise ValueError(pair)
-            parsed[name] = convert(value or default)
-        except ValueError:
-            raise UsageError(f"{option} takes {example}, not {pair!r}") from None
-    return parsed
-
-
-def _path(value: str) -> str:
-    """A path given on the command line; empty is refused."""
-    if not value:
-        raise ValueError(value)
-    return value

@@ -50,8 +50,8 @@ def run_rag(args: argparse.Namespace, client: Callable[[], KzClient]) -> object:
     Indexes live in this kernel's machine; the kz server is needed (client() connects) to ask
     a deployment, or to embed through one (`--model deployment:NAME`).
     """
-    from kz_jupyter.rag_documents import DocumentError
-    from kz_jupyter.rag_index import RagError
+    from kz_jupyter.rag.documents import DocumentError
+    from kz_jupyter.rag.index import RagError
 
     if args.action is None:
         print(USAGE)
@@ -82,7 +82,7 @@ def _index(args, client) -> None:
 
 
 def _list(args, client) -> None:
-    from kz_jupyter.rag_index import list_indexes
+    from kz_jupyter.rag.index import list_indexes
 
     indexes = list_indexes()
     if not indexes:
@@ -98,7 +98,7 @@ def _list(args, client) -> None:
 
 
 def _remove(args, client) -> None:
-    from kz_jupyter.rag_index import remove_index
+    from kz_jupyter.rag.index import remove_index
 
     print(f"Removed {remove_index(args.name)}")
 

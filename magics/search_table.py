@@ -9,7 +9,7 @@ import ipywidgets as widgets
 
 from kz_jupyter.magics.panel import TextRepr
 from kz_jupyter.magics.text import format_table
-from kz_jupyter.rag_index import Hit
+from kz_jupyter.rag.index import Hit
 
 PREVIEW_CHARS = 60
 STYLE = (

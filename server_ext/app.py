@@ -10,21 +10,23 @@ from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 
-from kz_jupyter.engine_envs import EngineEnvironments, default_envs_dir
 from kz_jupyter.engines.pool import RayPool
-from kz_jupyter.hub import HubSettings
-from kz_jupyter.server_ext.audit import AuditLog
-from kz_jupyter.server_ext.controller import Controller, HealingPolicy
-from kz_jupyter.server_ext.engine_handlers import ENGINE_HANDLERS, EngineInstalls
-from kz_jupyter.server_ext.handlers import API_HANDLERS, UnknownRouteHandler
-from kz_jupyter.server_ext.model_handlers import MODEL_HANDLERS
-from kz_jupyter.server_ext.openapi import OPENAPI_HANDLERS
-from kz_jupyter.server_ext.proxy import PROXY_HANDLERS
-from kz_jupyter.server_ext.pulls import PullJobs
-from kz_jupyter.server_ext.quotas import DeployPolicy
-from kz_jupyter.server_ext.replicas import ReplicaRunner, ReplicaSettings
-from kz_jupyter.server_ext.restore import restore_deployments
-from kz_jupyter.server_ext.store import DeploymentStore
+from kz_jupyter.models.hub import HubSettings
+from kz_jupyter.planning.engine_environments import EngineEnvironments, default_envs_dir
+from kz_jupyter.server_ext.access.audit import AuditLog
+from kz_jupyter.server_ext.access.quotas import DeployPolicy
+from kz_jupyter.server_ext.api.base import UnknownRouteHandler
+from kz_jupyter.server_ext.api.deployments import API_HANDLERS
+from kz_jupyter.server_ext.api.engines import ENGINE_HANDLERS, EngineInstalls
+from kz_jupyter.server_ext.api.models import MODEL_HANDLERS
+from kz_jupyter.server_ext.api.openai_proxy import PROXY_HANDLERS
+from kz_jupyter.server_ext.api.openapi import OPENAPI_HANDLERS
+from kz_jupyter.server_ext.lifecycle.controller import Controller
+from kz_jupyter.server_ext.lifecycle.healing import HealingPolicy
+from kz_jupyter.server_ext.lifecycle.pulls import PullJobs
+from kz_jupyter.server_ext.lifecycle.replicas import ReplicaRunner, ReplicaSettings
+from kz_jupyter.server_ext.lifecycle.restore import restore_deployments
+from kz_jupyter.server_ext.lifecycle.store import DeploymentStore
 
 
 class KzApp(ExtensionApp):
@@ -204,6 +206,7 @@ class KzApp(ExtensionApp):
             environments=EngineEnvironments(
                 root=Path(self.engine_envs_dir), configured=dict(self.engine_envs)
             ),
+            max_requests=self.max_requests_per_deployment,
         )
         # Idle connections to engines are dropped before the engines drop them (llama-server's
         # keep-alive timeout is 5 s), so a request is not sent on a connection being closed.
@@ -212,7 +215,6 @@ class KzApp(ExtensionApp):
             kz_controller=self.controller,
             kz_log=self.serverapp.log,
             kz_http_client=self.http_client,
-            kz_max_requests=self.max_requests_per_deployment,
             kz_pulls=PullJobs(self.controller),
             kz_engine_installs=EngineInstalls(self.controller.environments),
             kz_audit=AuditLog(Path(self.audit_log)),

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
-import gguf
 import pytest
-from kernel_session import start_jupyter_server
 
-from kz_jupyter.references import find_pip_shipped
+from kz_jupyter.engines.process import free_port
+from kz_jupyter.models.references import find_pip_shipped
+from tests.support.kernel_session import start_jupyter_server
+from tests.support.model_files import (
+    CHAT_TEMPLATE,
+    QUANT_PADDING,
+    TINY_LLAMA_CONFIG,
+    safetensors_bytes,
+    write_tiny_gguf,
+)
+from tests.support.ray_cluster import RAY, RAY_ENV, stop_cluster
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -37,7 +46,7 @@ def jupyter_server(tmp_path):
 @pytest.fixture(scope="session")
 def smollm2_safetensors_path() -> Path:
     """SmolLM2-135M-Instruct as float32 safetensors (converted from the GGUF once, then kept)."""
-    from kz_jupyter.gguf_convert import as_safetensors
+    from kz_jupyter.models.gguf_convert import as_safetensors
 
     return as_safetensors("smollm2")
 
@@ -50,42 +59,6 @@ def smollm2_path() -> Path:
     return model.path
 
 
-def write_tiny_gguf(
-    path: Path,
-    architecture: str,
-    chat_template: str | None,
-    context_length: int = 2048,
-    layers: int = 2,
-    heads: int = 4,
-    kv_heads: int = 2,
-    embedding: int = 64,
-    vocab: int = 32,
-    padding: int = 0,
-) -> Path:
-    """Write a GGUF file with a real header (shape, vocabulary) and small tensors; padding adds
-    a tensor of that many bytes, so quant variants of one model differ in size."""
-    import numpy as np
-
-    writer = gguf.GGUFWriter(str(path), architecture)
-    writer.add_name(f"tiny-{architecture}")
-    writer.add_context_length(context_length)
-    writer.add_block_count(layers)
-    writer.add_embedding_length(embedding)
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(kv_heads)
-    writer.add_token_list([f"t{i}" for i in range(vocab)])
-    if chat_template is not None:
-        writer.add_chat_template(chat_template)
-    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
-    if padding:
-        writer.add_tensor("padding", np.zeros(padding, dtype=np.int8))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
 @pytest.fixture
 def tiny_gguf(tmp_path):
     """Factory for tiny GGUF files with a chosen architecture and chat template."""
@@ -96,50 +69,10 @@ def tiny_gguf(tmp_path):
     return make
 
 
-def json_of(response) -> object:
-    """Decode a tornado response body as JSON."""
-    return json.loads(response.body.decode())
-
-
-CHAT_TEMPLATE = "{% for m in messages %}{{ m.content }}{% endfor %}"
-QUANT_PADDING = {"Q2_K": 100_000, "Q4_K_M": 200_000, "Q5_K_M": 250_000, "Q8_0": 400_000}
-TINY_LLAMA_CONFIG = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "num_hidden_layers": 2,
-    "vocab_size": 32,
-    "max_position_embeddings": 2048,
-    "torch_dtype": "bfloat16",
-}
-
-
-def safetensors_bytes(tensors: dict[str, tuple[str, list[int]]]) -> bytes:
-    """A safetensors file of zero-filled tensors {name: (dtype, shape)}."""
-    sizes = {"BF16": 2, "F16": 2, "F32": 4}
-    header, offset = {}, 0
-    for name, (dtype, shape) in tensors.items():
-        count = 1
-        for dim in shape:
-            count *= dim
-        header[name] = {
-            "dtype": dtype,
-            "shape": shape,
-            "data_offsets": [offset, offset + count * sizes[dtype]],
-        }
-        offset += count * sizes[dtype]
-    encoded = json.dumps(header).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    return len(encoded).to_bytes(8, "little") + encoded + bytes(offset)
-
-
 @pytest.fixture(scope="session")
 def local_hub(tmp_path_factory, smollm2_path):
     """A Hugging Face Hub on loopback (olah offline over git repos) with the test repos."""
-    from hubtools.local_hub import LocalHub, olah_python
+    from tests.support.hubtools.local_hub import LocalHub, olah_python
 
     if olah_python() is None:
         pytest.fail("olah is not installed: run `make setup` (it creates .venv-hub)")
@@ -206,7 +139,7 @@ def local_hub(tmp_path_factory, smollm2_path):
 @pytest.fixture
 def hub_env(local_hub, tmp_path, monkeypatch):
     """Point huggingface_hub at the loopback Hub, with a fresh cache for this test."""
-    from kz_jupyter.hub import HubSettings
+    from kz_jupyter.models.hub import HubSettings
 
     monkeypatch.setenv("HF_ENDPOINT", local_hub.url)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
@@ -235,14 +168,15 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-def fill_disk(folder: Path) -> Path:
-    """Write a file until the disk holding folder has no space left; return the file."""
-    filler = folder / "filler"
-    block = bytes(1 << 16)
-    with open(filler, "wb", buffering=0) as stream:
-        try:
-            while stream.write(block):
-                pass
-        except OSError:
-            pass
-    return filler
+@pytest.fixture
+def ray_head():
+    """A Ray head node started with `ray start`, listening on 127.0.0.1 only."""
+    port = free_port("127.0.0.1")
+    env = {**os.environ, **RAY_ENV}
+    subprocess.run(
+        [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+        env=env, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    yield f"127.0.0.1:{port}", env
+    stop_cluster(port)

@@ -6,11 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 SUITES = ["proxy", "concurrency", "deploy", "engines", "memory", "rag", "kernel"]
 
 pytestmark = pytest.mark.slow

@@ -7,11 +7,10 @@ import re
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +39,16 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
 def test_wheel_maps_the_rooms_into_one_namespace(wheel):
     names = set(wheel.namelist())
     for module in (
-        "kz_jupyter/planner.py",
+        "kz_jupyter/deploy_options.py",
+        "kz_jupyter/client/rest_client.py",
+        "kz_jupyter/models/presets.toml",
+        "kz_jupyter/planning/planner.py",
+        "kz_jupyter/rag/index.py",
         "kz_jupyter/engines/pool.py",
         "kz_jupyter/server_ext/app.py",
+        "kz_jupyter/server_ext/access/sharing.py",
+        "kz_jupyter/server_ext/api/openai_proxy.py",
+        "kz_jupyter/server_ext/lifecycle/controller.py",
         "kz_jupyter/magics/kz_magics.py",
     ):
         assert module in names
@@ -58,11 +64,10 @@ def test_wheel_enables_the_server_extension_on_install(wheel):
     assert enabled == {"kz_jupyter.server_ext": True}
 
 
-def test_wheel_registers_engines_and_embedded_server(wheel):
+def test_wheel_registers_the_engines(wheel):
     (entry_points,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
     text = wheel.read(entry_points).decode()
     assert "[kz_jupyter.engines]" in text and "llamacpp = kz_jupyter.engines.llamacpp" in text
-    assert "[kz_jupyter.embedded]" in text
 
 
 def test_wheel_ships_the_built_jupyterlab_extension(wheel):
@@ -100,8 +105,8 @@ def test_extension_is_enabled_in_this_environment():
 
 def test_core_never_imports_jupyter_server_ipython_or_widgets():
     code = (
-        "import sys, kz_jupyter.client, kz_jupyter.planner, kz_jupyter.hardware, "
-        "kz_jupyter.connection, kz_jupyter.demo;"
+        "import sys, kz_jupyter.client, kz_jupyter.planning.planner, kz_jupyter.planning.hardware, "
+        "kz_jupyter.client.connection, kz_jupyter.demo;"
         "bad = [m for m in ('jupyter_server', 'IPython', 'ipywidgets') if m in sys.modules];"
         "print(bad)"
     )

@@ -5,6 +5,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { IDeployment, IEngine, IHardware, formatBytes, requestAPI } from './api';
+import { IDeployRequest } from './deployRequest';
 
 const REFRESH_MS = 2000;
 
@@ -106,7 +107,7 @@ export class KzSidebar extends Widget {
   }
 
   private async deploy(): Promise<void> {
-    const body: Record<string, unknown> = { model: this._model.value.trim() };
+    const body: IDeployRequest = { model: this._model.value.trim() };
     if (this._engine.value) {
       body.engine = this._engine.value;
     }

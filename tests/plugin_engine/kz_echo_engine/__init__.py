@@ -7,9 +7,9 @@ built-in ones.
 
 from __future__ import annotations
 
-from kz_jupyter.engine_api import Engine, LaunchSpec, LaunchTarget
-from kz_jupyter.engine_envs import EnvironmentProbe
-from kz_jupyter.planner import Plan
+from kz_jupyter.planning.engine_contract import Engine, LaunchSpec, LaunchTarget
+from kz_jupyter.planning.engine_environments import EnvironmentProbe
+from kz_jupyter.planning.plan import Plan
 
 
 class EchoEngine(Engine):

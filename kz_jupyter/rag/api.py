@@ -1,0 +1,81 @@
+"""Retrieval over your documents, from Python: index, search, ask a deployment with sources.
+
+from kz_jupyter import rag
+rag.index(["./docs"], name="handbook")
+hits = rag.search("handbook", "reset my password", k=5, hybrid=True)
+answer = rag.ask("handbook", "How do I reset my password?", deployment="smollm2")
+for text in answer: print(text, end="")
+print(answer.sources)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kz_jupyter.client import KzClient
+from kz_jupyter.rag.embedders import ProgressCallback
+from kz_jupyter.rag.index import Hit, RagIndex, UpdateReport
+from kz_jupyter.rag.prompt import GroundedPrompt, grounded_prompt
+
+DEFAULT_CONTEXT = 2048  # a deployment whose plan does not say its context
+
+
+def index(
+    paths: Iterable[str | Path],
+    name: str,
+    model: str | None = None,
+    progress: ProgressCallback | None = None,
+    client: Callable[[], KzClient] | None = None,
+) -> UpdateReport:
+    """Create or update index name from the documents under paths (only changed files are
+    embedded). model: a sentence-transformers name, or `deployment:NAME` to embed through an
+    embedding deployment."""
+    return RagIndex(name, client=client).update(paths, model, progress=progress)
+
+
+def search(
+    name: str,
+    query: str,
+    k: int = 5,
+    hybrid: bool = False,
+    client: Callable[[], KzClient] | None = None,
+) -> list[Hit]:
+    """The k chunks of index name nearest to query (hybrid: fused with BM25 keyword ranks)."""
+    return RagIndex(name, client=client).search(query, k=k, hybrid=hybrid)
+
+
+@dataclass
+class Answer:
+    """A streamed answer (iterate it for text) and the sources its prompt carried."""
+
+    prompt: GroundedPrompt
+    stream: Iterator[str]
+
+    def __iter__(self) -> Iterator[str]:
+        return self.stream
+
+    @property
+    def sources(self) -> list[Hit]:
+        """The retrieved chunks in the prompt, numbered from 1 as the model cites them."""
+        return self.prompt.used
+
+
+def ask(
+    name: str,
+    question: str,
+    deployment: str,
+    k: int = 5,
+    hybrid: bool = False,
+    max_tokens: int = 256,
+    client: Callable[[], KzClient] | None = None,
+) -> Answer:
+    """Retrieve k chunks for question, put those that fit the deployment's context in a
+    grounded prompt, and stream the deployment's answer."""
+    kz = client() if client else KzClient()
+    plan = kz.deployment(deployment).get("plan") or {}
+    hits = RagIndex(name, client=lambda: kz).search(question, k=k, hybrid=hybrid)
+    context = plan.get("context_length") or DEFAULT_CONTEXT
+    prompt = grounded_prompt(question, hits, context, max_tokens)
+    return Answer(prompt, kz.chat(deployment, prompt.messages, max_tokens=max_tokens))

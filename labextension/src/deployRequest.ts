@@ -1,0 +1,27 @@
+// Written by `python -m kz_jupyter.server_ext.api.typescript_types` from the deploy
+// schema (kz_jupyter/deploy_options.py): do not edit.
+
+/** A body for `POST /kz/api/deployments` (and /kz/api/plan): null means default. */
+export interface IDeployRequest {
+  model: string;
+  engine?: string | null;
+  context_length?: number | null;
+  replicas?: number | null;
+  gpu_layers?: number | null;
+  parallel?: number | null;
+  dtype?: string | null;
+  quantization?: string | null;
+  tensor_parallel?: number | null;
+  gpu_memory_utilization?: number | null;
+  lora_adapters?: Record<string, string> | null;
+  draft_model?: string | null;
+  kv_cache_type?: 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q5_1' | 'q5_0' | 'q4_1' | 'q4_0' | 'iq4_nl' | null;
+  extra_args?: string[] | null;
+  force?: boolean | null;
+  resources?: Record<string, number> | null;
+  num_gpus?: number | null;
+  name?: string | null;
+  revision?: string | null;
+  keep_alive?: number | null;
+  share?: string | string[] | null;
+}

@@ -1,0 +1,233 @@
+"""The OpenAI-compatible proxy: routes by `model` to a healthy replica and streams bytes back."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from kz_jupyter.planning.engine_contract import load_engines, requested_features
+from kz_jupyter.server_ext.access.sharing import can_see
+from kz_jupyter.server_ext.api.base import KzAPIHandler
+from kz_jupyter.server_ext.lifecycle.routing import RouteRefused
+from kz_jupyter.states import DeploymentStatus
+
+UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=10.0)
+PASSED_RESPONSE_HEADERS = ("Content-Type", "Cache-Control")
+# (message, code) for a request a deployment's task cannot serve: by the deployment's task, or
+# for a text-generating deployment by the route's.
+TASK_REFUSALS = {
+    "embed": ("'{name}' is an embedding model: use /v1/embeddings.", "embeddings_only"),
+    "rerank": ("'{name}' is a reranking model: use /v1/rerank.", "rerank_only"),
+}
+GENERATOR_REFUSALS = {
+    "embed": (
+        "'{name}' generates text and serves no embeddings: deploy an embedding model (for "
+        "example %kz deploy all-minilm-l6-v2).",
+        "embeddings_not_supported",
+    ),
+    "rerank": (
+        "'{name}' generates text and does not rerank: deploy a reranker GGUF (a cross-encoder "
+        "such as bge-reranker-v2-m3-GGUF).",
+        "rerank_not_supported",
+    ),
+}
+
+
+class OpenAIErrorMixin:
+    """Answer errors in the OpenAI wire format, so OpenAI clients show the message."""
+
+    def openai_error(self, status: int, message: str, error_type: str, code: str) -> None:
+        """Finish the request with an OpenAI-style error body."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": {"message": message, "type": error_type, "code": code}}))
+
+
+class ModelsHandler(OpenAIErrorMixin, KzAPIHandler):
+    """GET /kz/v1/models: the deployments that can take traffic now."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """List deployments that take requests (DEPLOYED, or UNLOADED: loaded on request)."""
+        data, viewer = [], self.viewer
+        for d in self.controller.list():
+            if d.status not in (DeploymentStatus.DEPLOYED, DeploymentStatus.UNLOADED):
+                continue
+            if not can_see(viewer, d.owner, d.shared_with):
+                continue
+            entry = {"object": "model", "created": int(d.created_at), "owned_by": "kz-jupyter"}
+            data.append({"id": d.name, **entry})
+            data += [{"id": f"{d.name}/{a}", "parent": d.name, **entry} for a in d.adapters()]
+        self.finish(json.dumps({"object": "list", "data": data}))
+
+
+class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
+    """POST a completion request to a replica of the deployment named by `model`."""
+
+    upstream_path = ""
+    needs_chat = False
+    task = "generate"  # what the deployment must serve: "generate", "embed" or "rerank"
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Route by model and stream the engine's answer back unchanged."""
+        body = self._request_object()
+        if body is None:
+            return
+        name = body.get("model")
+        viewer = self.viewer
+        deployment = self.controller.serving(name) if isinstance(name, str) else None
+        if deployment is not None and not can_see(viewer, deployment.owner, deployment.shared_with):
+            deployment = None  # another user's private deployment: as if there were none
+        if deployment is None:
+            visible = [d for d in self.controller.list() if can_see(viewer, d.owner, d.shared_with)]
+            known = ", ".join(d.name for d in visible) or "none"
+            return self.openai_error(
+                404,
+                f"No deployment named {name!r} (deployments: {known}).",
+                "invalid_request_error",
+                "model_not_found",
+            )
+        refusal = self._refusal(deployment, body)
+        if refusal:
+            return self.openai_error(400, refusal[0], "invalid_request_error", refusal[1])
+        content = self._upstream_body(deployment, name, body)
+        path = self.upstream_path
+        try:
+            router = self.controller.router
+            async with router.send(
+                deployment, lambda replica: self._connect(replica.endpoint + path, content)
+            ) as upstream:
+                await self._relay(upstream)
+        except RouteRefused as refusal:
+            if refusal.retry_after:
+                self.set_header("Retry-After", str(refusal.retry_after))
+            self.openai_error(refusal.status, str(refusal), refusal.error_type, refusal.code)
+
+    def _refusal(self, deployment, body: dict) -> tuple[str, str] | None:
+        """(message, code) when the deployment cannot serve this request, else None."""
+        plan = deployment.plan
+        task = plan.task if plan else "generate"
+        engine = load_engines().get(plan.engine) if plan else None
+        missing = sorted(
+            requested_features(body) & set(engine.unsupported_features if engine else ())
+        )
+        if missing:
+            feature = missing[0]
+            return (
+                f"'{deployment.name}' runs on {engine.name}, which does not support "
+                f"'{feature}': {engine.unsupported_features[feature]}.",
+                "unsupported_feature",
+            )
+        if task != self.task:
+            message, code = TASK_REFUSALS.get(task) or GENERATOR_REFUSALS[self.task]
+            return message.format(name=deployment.name), code
+        if self.needs_chat and plan and not plan.can_chat:
+            return f"'{deployment.name}' cannot chat: {plan.chat_reason}.", "chat_not_supported"
+        return None
+
+    def _request_object(self) -> dict | None:
+        """Parse the JSON body; answer a 400 in OpenAI form when it is not an object."""
+        try:
+            body = json.loads(self.request.body or b"")
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            self.openai_error(400, f"Invalid JSON body: {error}", "invalid_request_error", "")
+            return None
+        if not isinstance(body, dict):
+            self.openai_error(400, "The body must be a JSON object.", "invalid_request_error", "")
+            return None
+        return body
+
+    def _upstream_body(self, deployment, name: str, body: dict) -> bytes:
+        """The request as the engine takes it: unchanged, or for `DEPLOYMENT/ADAPTER` as the
+        engine asks for one of its LoRA adapters."""
+        if name == deployment.name:
+            return self.request.body
+        plan = deployment.plan
+        engine = load_engines().get(plan.engine) if plan else None
+        if engine is None:
+            return self.request.body
+        adapter = name.split("/", 1)[1]
+        return json.dumps(engine.adapter_request(body, adapter, plan, deployment.name)).encode()
+
+    async def _connect(self, url: str, content: bytes) -> httpx.Response:
+        """Send the body upstream; return the response with its body still to be read."""
+        client: httpx.AsyncClient = self.settings["kz_http_client"]
+        request = client.build_request(
+            "POST",
+            url,
+            content=content,
+            headers={"Content-Type": "application/json", "Accept": "*/*"},
+            timeout=UPSTREAM_TIMEOUT,
+        )
+        return await client.send(request, stream=True)
+
+    async def _relay(self, upstream: httpx.Response) -> None:
+        """Relay status, headers and bytes as they arrive; a broken stream ends cleanly."""
+        url = str(upstream.request.url)
+        try:
+            self.set_status(upstream.status_code)
+            for header in PASSED_RESPONSE_HEADERS:
+                if header in upstream.headers:
+                    self.set_header(header, upstream.headers[header])
+            async for chunk in upstream.aiter_raw():
+                self.write(chunk)
+                await self.flush()
+            self.finish()
+        except StreamClosedError:
+            pass  # the client went away; closing upstream below cancels the generation
+        except httpx.HTTPError as error:
+            self.log.warning("engine stream for %s broke: %s", url, error)
+            self.controller.healer.check_now()
+            message = f"The engine stopped answering mid-response: {error}"
+            if not self._headers_written:
+                return self.openai_error(502, message, "server_error", "engine_stream_broken")
+            if "text/event-stream" in upstream.headers.get("Content-Type", ""):
+                event = {"error": {"message": message, "type": "server_error",
+                                   "code": "engine_stream_broken"}}  # fmt: skip
+                self.write(f"data: {json.dumps(event)}\n\n")
+            self.finish()
+        finally:
+            await upstream.aclose()
+
+
+class ChatCompletionsHandler(ForwardingHandler):
+    """POST /kz/v1/chat/completions."""
+
+    upstream_path = "/v1/chat/completions"
+    needs_chat = True
+
+
+class CompletionsHandler(ForwardingHandler):
+    """POST /kz/v1/completions."""
+
+    upstream_path = "/v1/completions"
+
+
+class EmbeddingsHandler(ForwardingHandler):
+    """POST /kz/v1/embeddings."""
+
+    upstream_path = "/v1/embeddings"
+    task = "embed"
+
+
+class RerankHandler(ForwardingHandler):
+    """POST /kz/v1/rerank: relevance scores of documents for a query (Jina/Cohere form)."""
+
+    upstream_path = "/v1/rerank"
+    task = "rerank"
+
+
+PROXY_HANDLERS = [
+    (r"/kz/v1/models", ModelsHandler),
+    (r"/kz/v1/chat/completions", ChatCompletionsHandler),
+    (r"/kz/v1/completions", CompletionsHandler),
+    (r"/kz/v1/embeddings", EmbeddingsHandler),
+    (r"/kz/v1/rerank", RerankHandler),
+]

@@ -1,0 +1,68 @@
+"""%kz rag in a real IPython shell: index, list, search, ask the deployed SmolLM2, remove."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.magics_run import run_session
+from tests.support.ragtools.corpus import generate_corpus
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def transcript(tmp_path_factory):
+    home = tmp_path_factory.mktemp("rag-magics")
+    corpus = home / "corpus"
+    corpus.mkdir()
+    question, heading, year = generate_corpus(corpus)[0]
+    cells = [
+        "%load_ext kz_jupyter",
+        f"%kz rag index {corpus} --name records",
+        "%kz rag list",
+        f'%kz rag search records "{question}" -k 3',
+        f"%kz rag index {corpus} --name records",
+        "%kz deploy smollm2",
+        f'%kz rag ask records "{question}" --deployment smollm2 -k 3 --max-tokens 48',
+        "%kz rag search ghost anything",
+        "%kz rag index /nonexistent/docs --name x",
+        "%kz rag rm records",
+        "%kz rag list",
+        "%kz stop smollm2",
+    ]
+    out, err = run_session(home, cells, KZ_RAG_DIR=str(home / "rag"))
+    return out, err, heading, year
+
+
+def test_no_cell_shows_a_traceback(transcript):
+    out, err, _, _ = transcript
+    assert sorted(out) == list(range(12))
+    for number in out:
+        assert "Traceback" not in out[number] + err[number], (number, out[number], err[number])
+
+
+def test_index_list_search_and_incremental_reindex(transcript):
+    out, _, heading, _ = transcript
+    assert "'records': 414 chunks from 46 new or changed files (0 unchanged" in out[1]
+    assert "records" in out[2] and "414" in out[2] and "flat" in out[2]
+    lines = out[3].splitlines()
+    start = next(n for n, line in enumerate(lines) if "chunks of 'records'" in line)
+    caption, header, first_hit = lines[start : start + 3]
+    assert "3 chunks of 'records' for" in caption and "(vector search)" in caption
+    assert header.split() == ["#", "SCORE", "SOURCE", "HEADING", "TEXT"]
+    assert first_hit.startswith("1 ") and heading[:30] in first_hit
+    assert "from 0 new or changed files (46 unchanged, 0 removed), 0 embedded" in out[4]
+
+
+def test_ask_streams_an_answer_with_its_sources(transcript):
+    out, _, heading, _ = transcript
+    answer, _, sources = out[6].partition("Sources:")
+    assert answer.strip()
+    assert "[1] " in sources and f"({heading})" in sources
+
+
+def test_bad_requests_are_one_line_errors(transcript):
+    out, err, _, _ = transcript
+    assert "kz: No index named 'ghost': create it with %kz rag index PATH." in err[7]
+    assert "kz: /nonexistent/docs does not exist." in err[8]
+    assert "Removed " in out[9] and "No indexes yet" in out[10]

@@ -1,0 +1,98 @@
+"""The panels in a real kernel of a real Jupyter server, watched as JupyterLab would watch them
+(the widget models synced over the kernel's websocket): hardware bars, the deployments table
+following a deploy and a stop without re-running its cell, the deploy panel, the live log
+tail, the chat widget, the stop button, and no panel thread left once the panels are closed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from kz_jupyter.magics.panel import status_html
+from tests.support.kernel_session import KernelSession
+
+pytestmark = pytest.mark.slow
+
+
+def shows(session: KernelSession, *words: str) -> bool:
+    """True when some widget's value contains every word."""
+    return any(all(w in value for w in words) for value in session.values())
+
+
+def status_cell(session: KernelSession, status: str) -> bool:
+    """True when a table's status cell shows exactly status."""
+    return status_html(status) in session.values()
+
+
+async def drive_panels(url: str, token: str, kernel_id: str) -> dict:
+    async with KernelSession(url, token, kernel_id) as session:
+        seen = {}
+        seen["open"] = await session.execute("%load_ext kz_jupyter\nps = %kz ps\nhw = %kz hw\nhw")
+        seen["empty_table"] = shows(session, "No deployments")
+        seen["bars"] = [
+            s["value"]
+            for s in session.models.values()
+            if s.get("_model_name") == "FloatProgressModel"
+        ]
+        seen["deploy"] = await session.execute("%kz deploy smollm2")
+        seen["values"] = session.values()
+        # the table's cells follow the deployment, with no cell run for them
+        seen["table_deployed"] = await session.watch(lambda s: status_cell(s, "DEPLOYED"), 10)
+        seen["table_text"] = (await session.execute("print(repr(ps))")).out
+        seen["chat"] = await session.execute(
+            "logs = %kz logs smollm2 --lines 20\n"
+            "chat = %kz chat smollm2 --temperature 0 --max-tokens 24\n"
+            "chat.send('What is the capital of France? Answer in one word.')\nchat.wait(120)\n"
+            "print(chat.text())\nchat"
+        )
+        seen["log_tail"] = await session.watch(
+            lambda s: shows(s, "listening on http://127.0.0.1"), 10
+        )
+        await session.execute("ps._rows['smollm2'].stop.click()")  # the row's stop button
+        seen["table_stopped"] = await session.watch(lambda s: status_cell(s, "STOPPED"), 30)
+        seen["log_ended"] = await session.watch(lambda s: shows(s, "no longer running"), 15)
+        seen["closed"] = await session.execute(
+            "import threading, time\nfor panel in (ps, hw, logs, chat):\n    panel.close()\n"
+            "time.sleep(3)\n"
+            "print(sorted(t.name for t in threading.enumerate() if t.name.startswith('kz-')))"
+        )
+        return seen
+
+
+def test_panels_follow_the_deployment_in_a_real_kernel(jupyter_server):
+    url, token, _ = jupyter_server
+    headers = {"Authorization": f"token {token}"}
+    kernel = httpx.post(url + "api/kernels", json={"name": "python3"}, headers=headers).json()
+    seen = asyncio.run(drive_panels(url, token, kernel["id"]))
+
+    opened = seen["open"]
+    assert (
+        not opened.err and opened.widgets and "CPU" in opened.texts[0] and "RAM" in opened.texts[0]
+    )
+    assert seen["empty_table"]
+    assert seen["bars"] and all(0 < value < 1 for value in seen["bars"])  # RAM in use, as a share
+
+    deploy = seen["deploy"]
+    assert not deploy.err, deploy.err
+    assert deploy.widgets and deploy.texts[0].startswith("Deploying smollm2 as 'smollm2'")
+    assert "'smollm2' is ready: OpenAI endpoint" in deploy.out  # the outcome, also as text
+    result = next(v for v in seen["values"] if "is ready" in v)  # the panel's result
+    assert "KzClient().openai()" in result and token not in result  # a snippet, no secret
+
+    assert seen["table_deployed"]
+    assert "smollm2  DEPLOYED  llamacpp  1/1" in seen["table_text"]
+
+    chat = seen["chat"]
+    assert not chat.err, chat.err
+    assert (
+        "user: What is the capital of France? Answer in one word." in chat.out
+        and "Paris" in chat.out
+    )
+    assert seen["log_tail"]
+
+    assert seen["table_stopped"] and seen["log_ended"]
+    assert seen["closed"].out.strip() == "[]", seen["closed"]
+    records = httpx.get(url + "kz/api/deployments", headers=headers).json()
+    assert [(r["name"], r["status"]) for r in records] == [("smollm2", "STOPPED")]

@@ -1,0 +1,207 @@
+"""Retrieval indexes over a generated document set: structure-aware reading and chunking,
+recall@5 of known answer chunks, incremental re-index, persistence, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from kz_jupyter.rag.chunks import chunk_sections
+from kz_jupyter.rag.documents import DocumentError, find_documents, read_sections
+from kz_jupyter.rag.index import RagError, RagIndex, list_indexes, remove_index
+from tests.support.model_files import fill_disk
+from tests.support.ragtools.corpus import generate_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    return folder, generate_corpus(folder)
+
+
+@pytest.fixture(scope="module")
+def built(corpus, tmp_path_factory):
+    folder, _ = corpus
+    root = tmp_path_factory.mktemp("rag")
+    index = RagIndex("records", root)
+    seen = []
+    report = index.update([folder], progress=lambda done, total: seen.append((done, total)))
+    return index, report, root, seen
+
+
+def test_sections_keep_headings_code_and_places(tmp_path):
+    doc = tmp_path / "guide.md"
+    doc.write_text(
+        "# Install\n\nRun the setup.\n\n```\nmake setup\n\nmake test\n```\n\n## Use\n\nOpen it.\n"
+    )
+    sections = read_sections(doc)
+    assert [(s.heading, s.location, s.code) for s in sections] == [
+        ("Install", "line 3", False),
+        ("Install", "line 5", True),
+        ("Use", "line 13", False),
+    ]
+    assert sections[1].text == "```\nmake setup\n\nmake test\n```"
+    rst = tmp_path / "notes.rst"
+    rst.write_text("Overview\n========\n\nFirst paragraph.\n\nSecond one.\n")
+    assert [(s.heading, s.text) for s in read_sections(rst)] == [
+        ("Overview", "First paragraph."),
+        ("Overview", "Second one."),
+    ]
+    module = tmp_path / "tool.py"
+    module.write_text(
+        '"""Tool."""\nimport os\n\n\ndef run():\n    return 1\n\n\nclass Box:\n    pass\n'
+    )
+    assert [(s.heading, s.location) for s in read_sections(module)] == [
+        ("module", "line 1"),
+        ("run", "line 5"),
+        ("Box", "line 9"),
+    ]
+    notebook = tmp_path / "demo.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Loading\n\nWe load data."),
+        nbformat.v4.new_code_cell("import pandas as pd\ndf = pd.read_csv('x.csv')"),
+    ]
+    nbformat.write(nb, str(notebook))
+    cells = read_sections(notebook)
+    assert [(s.location, s.heading, s.code) for s in cells] == [
+        ("cell 1", "Loading", False),
+        ("cell 2", "Loading", True),
+    ]
+
+
+def test_chunks_join_small_sections_and_cut_long_ones_with_overlap(tmp_path):
+    doc = tmp_path / "long.md"
+    paragraphs = [f"Paragraph {i} " + "word " * 30 for i in range(12)]
+    doc.write_text("# Part\n\n" + "\n\n".join(paragraphs) + "\n\n" + "long " * 600)
+    chunks = chunk_sections(read_sections(doc), max_chars=500, overlap_chars=200)
+    assert all(len(c.text) <= 500 for c in chunks) and len(chunks) > 5
+    assert all(c.heading == "Part" for c in chunks)
+    # each chunk after the first starts with the last paragraph of the one before
+    assert chunks[1].text.startswith(chunks[0].text.split("\n\n")[-1])
+
+
+def test_recall_at_5_of_known_answer_chunks(built, corpus):
+    index, report, _, _ = built
+    _, questions = corpus
+    assert report.chunks >= 400 and index.meta["kind"] == "flat"
+    for hybrid in (False, True):
+        found = 0
+        for question, heading, year in questions:
+            hits = index.search(question, k=5, hybrid=hybrid)
+            found += any(h.chunk.heading == heading and year in h.chunk.text for h in hits)
+        recall = found / len(questions)
+        assert recall >= 0.9, (hybrid, recall)
+
+
+def test_progress_is_reported_in_batches(built):
+    _, report, _, seen = built
+    assert seen[-1] == (report.embedded, report.embedded) and len(seen) > 3
+
+
+def test_reindex_skips_unchanged_files_and_drops_deleted_ones(built, corpus, tmp_path):
+    index, _, root, _ = built
+    folder, _ = corpus
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for doc in sorted(folder.glob("*.md"))[:4]:
+        (copy / doc.name).write_text(doc.read_text())
+    small = RagIndex("small", root)
+    first = small.update([copy])
+    assert len(first.added) == 4 and first.embedded == first.chunks
+    (copy / "volume-01.md").write_text("# Changed\n\nThe pier of Nowhere was rebuilt in 2001.\n")
+    (copy / "volume-02.md").unlink()
+    again = RagIndex("small", root).update([copy])
+    assert len(again.unchanged) == 2 and len(again.changed) == 1 and len(again.removed) == 1
+    assert again.embedded == 1 and again.chunks == first.chunks - 18 + 1
+    hits = RagIndex("small", root).search("When was the pier of Nowhere rebuilt?", k=1)
+    assert "2001" in hits[0].chunk.text
+
+
+def test_an_index_persists_and_answers_in_another_process(built):
+    _, _, root, _ = built
+    script = (
+        "from pathlib import Path; from kz_jupyter.rag.index import RagIndex; "
+        f"hits = RagIndex('records', Path({str(root)!r})).search('stone bridge of Tembrook', k=3); "
+        "print(hits[0].chunk.heading)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "The stone bridge of Tembrook", done.stderr
+    names = [meta["name"] for meta in list_indexes(root)]
+    assert "records" in names
+
+
+def test_bad_input_is_a_clear_message_and_writes_nothing(tmp_path):
+    root = tmp_path / "rag"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DocumentError, match="No documents to index in"):
+        RagIndex("empty", root).update([empty])
+    binary = tmp_path / "bin"
+    binary.mkdir()
+    (binary / "data.txt").write_bytes(b"\x00\x01\x02" * 100)
+    with pytest.raises(RagError, match="data.txt is a binary file"):
+        RagIndex("binary", root).update([binary])
+    with pytest.raises(DocumentError, match="does not exist"):
+        find_documents([tmp_path / "missing"])
+    with pytest.raises(DocumentError, match="'~nobody-here' names no user"):
+        RagIndex("nobody", root).update(["~nobody-here/docs"])
+    with pytest.raises(RagError, match="No index named 'ghost'"):
+        RagIndex("ghost", root).search("anything")
+    with pytest.raises(RagError, match="Invalid index name"):
+        RagIndex("../escape", root)
+    with pytest.raises(RagError, match="No index named 'ghost'"):
+        remove_index("ghost", root)
+    assert not root.exists() or list(root.iterdir()) == []
+
+
+def test_a_damaged_index_says_how_to_recover(tmp_path, corpus):
+    folder, _ = corpus
+    root = tmp_path / "rag"
+    RagIndex("one", root).update([sorted(folder.glob("*.md"))[0]])
+    (root / "one" / "chunks.json").write_text("{broken")
+    with pytest.raises(RagError, match="is damaged .*%kz rag rm one"):
+        RagIndex("one", root)
+    remove_index("one", root)
+    assert json.dumps(list_indexes(root)) == "[]"
+
+
+def test_a_full_disk_keeps_the_old_index_whole(corpus, small_disk):
+    folder, _ = corpus
+    files = sorted(folder.glob("*.md"))
+    root = small_disk(8 * 2**20) / "rag"
+    RagIndex("kept", root).update(files[:1])
+    before = RagIndex("kept", root).search("retention policy", k=3)
+    filler = fill_disk(root.parent)
+
+    index = RagIndex("kept", root)
+    with pytest.raises(RagError, match=r"could not be written .*No space left on device.*free "
+                                       r"space there.*The index on disk is unchanged"):  # fmt: skip
+        index.update(files)
+    assert index.meta["files"] == 1  # the object is back to what is on disk
+    assert sorted(p.name for p in root.iterdir()) == ["kept"]  # nothing half-written is left
+    again = RagIndex("kept", root)
+    assert again.meta["files"] == 1
+    assert [h.chunk.text for h in again.search("retention policy", k=3)] == [
+        h.chunk.text for h in before
+    ]
+
+    filler.unlink()  # space again: the same update now goes through
+    report = RagIndex("kept", root).update(files)
+    assert report.added and RagIndex("kept", root).meta["files"] == len(files)
+
+
+def test_a_write_stopped_between_its_renames_is_recovered(corpus, tmp_path):
+    folder, _ = corpus
+    root = tmp_path / "rag"
+    RagIndex("swap", root).update(sorted(folder.glob("*.md"))[:1])
+    (root / "swap").rename(root / ".swap-previous")  # the state a crash there would leave
+    index = RagIndex("swap", root)
+    assert index.exists and index.meta["files"] == 1
+    assert sorted(p.name for p in root.iterdir()) == ["swap"]
