@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import sys
 from typing import TYPE_CHECKING
@@ -11,7 +12,6 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Unicode
 
 from kz_jupyter.errors import KzError
-from kz_jupyter.magics.deploy_flags import add_deploy_arguments, flag_options, usage_lines
 from kz_jupyter.magics.panel import in_kernel
 from kz_jupyter.magics.progress import DownloadBar
 from kz_jupyter.magics.rag_magics import add_rag_parser, run_rag
@@ -59,6 +59,8 @@ MODEL_TEXT = (
 
 def usage() -> str:
     """What `%kz help` prints: the commands, then plan's and deploy's options."""
+    from kz_jupyter.magics.deploy_flags import usage_lines  # pydantic: on first use
+
     return "\n".join([COMMANDS, MODEL_TEXT, *usage_lines("deploy")])
 
 
@@ -80,6 +82,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the parser for every %kz subcommand."""
+    from kz_jupyter.magics.deploy_flags import add_deploy_arguments  # pydantic: on first use
+
     parser = _Parser(prog="%kz", add_help=False)
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     commands.add_parser("hw", add_help=False)
@@ -134,7 +138,11 @@ class KzMagics(Magics):
     def __init__(self, shell=None, **kwargs):
         super().__init__(shell=shell, **kwargs)
         self._client: KzClient | None = None
-        self._parser = build_parser()
+
+    @functools.cached_property
+    def parser(self) -> argparse.ArgumentParser:
+        """The parser of every subcommand, built on first use (not at `%load_ext`)."""
+        return build_parser()
 
     @property
     def client(self) -> KzClient:
@@ -150,7 +158,7 @@ class KzMagics(Magics):
         """Run a kz subcommand (panels are returned, to be displayed); errors are one clear
         line, never a traceback."""
         try:
-            args = self._parser.parse_args(shlex.split(line))
+            args = self.parser.parse_args(shlex.split(line))
             handler = getattr(self, f"_do_{args.command or 'help'}")
             return handler(args, cell)
         except (KzError, UsageError) as error:
@@ -176,6 +184,8 @@ class KzMagics(Magics):
         print(format_search(self.client.search(" ".join(args.text))))
 
     def _do_plan(self, args, cell) -> None:
+        from kz_jupyter.magics.deploy_flags import flag_options
+
         print(format_plan(self.client.plan(args.model, **flag_options(args.model, args, "plan"))))
 
     def _do_pull(self, args, cell) -> None:
@@ -217,6 +227,8 @@ class KzMagics(Magics):
         print(format_deletion(self.client.delete_model(args.model, dry_run=not args.yes)))
 
     def _do_deploy(self, args, cell) -> object:
+        from kz_jupyter.magics.deploy_flags import flag_options
+
         record = self.client.deploy(args.model, **flag_options(args.model, args, "deploy"))
         name, started = record["name"], record["created_at"]
         if in_kernel():

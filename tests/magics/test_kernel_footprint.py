@@ -20,7 +20,7 @@ seconds = time.perf_counter() - started
 print(json.dumps({"seconds": seconds, "added": sorted(set(sys.modules) - before)}))
 """
 HEAVY = {"httpx", "ipywidgets", "openai", "ray", "numpy", "torch", "tqdm", "huggingface_hub",
-         "jupyter_server", "faiss", "sentence_transformers", "psutil"}  # fmt: skip
+         "jupyter_server", "faiss", "sentence_transformers", "psutil", "pydantic"}  # fmt: skip
 
 
 def test_load_ext_imports_no_heavy_module():
