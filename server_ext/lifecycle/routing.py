@@ -4,6 +4,7 @@ fresh connection) when one fails before answering, and counting what is in fligh
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,9 +16,11 @@ from kz_jupyter.server_ext.lifecycle.records import Deployment, Replica
 from kz_jupyter.states import DeploymentStatus, InstanceStatus
 
 RETRY_AFTER_SECONDS = 1
-# How an engine's end of a reused connection fails: closed before answering, reset on read or
-# on write. Worth one retry on a fresh connection before calling the replica unreachable.
+# How an engine's end of a connection fails under load: closed before answering, reset on read
+# or on write. Worth a few retries before calling the replica unreachable.
 DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+DROPPED_RETRIES = 3
+RETRY_PAUSE = 0.1  # seconds, times the retries already made
 SERVING = (DeploymentStatus.DEPLOYED, DeploymentStatus.ERROR)
 
 
@@ -88,7 +91,7 @@ class Router:
     ) -> tuple[Replica, httpx.Response]:
         """The replica that answered and its response (its request counted in flight)."""
         refused: set[str] = set()
-        retried: set[str] = set()
+        attempts: dict[str, int] = {}
         while True:
             replica = pick_replica(deployment, refused)
             if replica is None:
@@ -102,12 +105,14 @@ class Router:
                 return replica, await send(replica)
             except httpx.TransportError as error:
                 replica.outstanding -= 1
-                if isinstance(error, DROPPED) and replica.replica_id not in retried:
-                    # The engine closed or reset a kept-alive connection as it was reused (its
-                    # keep-alive limits): the request did not get an answer. Once more, on a
-                    # new connection; completions have no side effects.
+                tries = attempts[replica.replica_id] = attempts.get(replica.replica_id, 0) + 1
+                if isinstance(error, DROPPED) and tries <= DROPPED_RETRIES:
+                    # The engine closed or reset a connection before answering (a kept-alive
+                    # one as it was reused, or a new one its listen queue could not hold):
+                    # the request got no answer. Again, after a short pause; completions have
+                    # no side effects.
                     self.log.info("engine dropped a connection (%r): again", error)
-                    retried.add(replica.replica_id)
+                    await asyncio.sleep(RETRY_PAUSE * (tries - 1))
                     continue
                 self.engine_failed()
                 if not isinstance(error, httpx.TimeoutException):
