@@ -24,6 +24,7 @@ from pydantic.fields import FieldInfo
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 MAX_MODEL_TEXT = 4096  # longer than any path or repo id; a longer text is refused whole
 EVERYONE = "*"
+NOT_AN_OBJECT = 'The body must be a JSON object like {"model": "smollm2"}.'
 # Bytes per cached value of the KV-cache types llama.cpp takes: quantized types store blocks
 # of 32 values with an f16 scale (and an f16 minimum for q4_1 and q5_1).
 KV_CACHE_TYPES = {
@@ -319,16 +320,22 @@ def option_type(name: str) -> Any:
     return DeployOptions.model_fields[name].annotation
 
 
-def first_error(error: ValidationError, label: str | None = None) -> str:
+def invalid_name(name: object) -> str:
+    """Why a deployment name is refused, and what a valid one is."""
+    must = option_of(DeployOptions.model_fields["name"]).must
+    return f"Invalid deployment name {name!r}: use {must}."
+
+
+def first_error(error: ValidationError, flags: bool = False) -> str:
     """One sentence for the first problem of a validation error, naming the option as the user
-    wrote it: `label(name)` (the REST key in quotes by default, or the magic's flag)."""
+    wrote it: its flag when flags, else its REST key in quotes."""
     problem = error.errors()[0]
     name = str(problem["loc"][0]) if problem["loc"] else ""
     field = DeployOptions.model_fields.get(name)
     if field is None:
-        return 'The body must be a JSON object like {"model": "smollm2"}.'
+        return NOT_AN_OBJECT
     option = option_of(field)
-    said = label or f"'{name}'"
+    said = option.flag if flags and option.flag else f"'{name}'"
     blank = problem["loc"] == ("model",) and not str(problem["input"]).strip()
     if problem["type"] == "missing" or blank:
         return f"{said} is required: {option.must}."
@@ -338,7 +345,7 @@ def first_error(error: ValidationError, label: str | None = None) -> str:
             f"give {option.must}."
         )
     if name == "name":
-        return f"Invalid deployment name {problem['input']!r}: use {option.must}."
+        return invalid_name(problem["input"])
     return f"{said} must be {option.must}."
 
 
@@ -346,14 +353,11 @@ def validate_options(body: object, flags: bool = False) -> DeployOptions:
     """Validate a deploy request into DeployOptions, or raise DeployOptionError with one
     sentence that names the option as the user wrote it (the flag when flags, else the key)."""
     if not isinstance(body, dict):
-        raise DeployOptionError('The body must be a JSON object like {"model": "smollm2"}.')
+        raise DeployOptionError(NOT_AN_OBJECT)
     try:
         return DeployOptions.model_validate(body)
     except ValidationError as error:
-        name = str(error.errors()[0]["loc"][0]) if error.errors()[0]["loc"] else ""
-        field = DeployOptions.model_fields.get(name)
-        flag = option_of(field).flag if flags and field is not None else None
-        raise DeployOptionError(first_error(error, flag)) from None
+        raise DeployOptionError(first_error(error, flags)) from None
 
 
 def validate_share(value: object) -> tuple[str, ...]:

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kz_jupyter.deploy_options import (
+    NAME_PATTERN,
     DeployOptionError,
     DeployOptions,
+    invalid_name,
     validate_options,
     validate_share,
 )
@@ -78,10 +80,10 @@ def parse_deploy_request(body: object, model_roots: tuple[str, ...] = ()) -> Dep
         except ModelReferenceError as error:
             raise DeployRequestError(f"{kind}: {error}") from None
     if options.name is None:  # named after the model, which must make a valid name
-        try:
-            options = validate_options(body | {"name": resolved.reference.short_name})
-        except DeployOptionError as error:
-            raise DeployRequestError(str(error)) from None
+        name = resolved.reference.short_name
+        if not NAME_PATTERN.match(name):
+            raise DeployRequestError(invalid_name(name))
+        options = options.model_copy(update={"name": name})
     return DeployRequest(options, resolved)
 
 
