@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SUITES = {
     "proxy": "Proxy overhead at concurrency 1, 8, 64",
     "concurrency": "1-32 users on llama-server vs llama-cpp-python's server",
-    "deploy": "Deploy latency, Ray cold and warm, vs the bare engine",
+    "deploy": "Deploy latency, first and warm deploys, vs the bare engine",
     "engines": "llama.cpp, MLX and vLLM on one model",
     "memory": "Memory estimate vs measured peak RSS",
     "rag": "RAG indexing, query latency, recall; vs encode alone and LangChain FAISS",

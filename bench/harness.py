@@ -40,6 +40,14 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def settle(busy_percent: float = 25.0, longest: float = 30.0) -> None:
+    """Wait (at most longest seconds) until the machine's CPUs are mostly idle: work left
+    behind by one timed run (a process starting in the background) must not slow the next."""
+    deadline = time.monotonic() + longest
+    while psutil.cpu_percent(interval=0.5) > busy_percent and time.monotonic() < deadline:
+        pass
+
+
 class JupyterServer:
     """`jupyter server` on loopback with the kz extension (the JupyterLab hosting mode), its
     kz state in a fresh folder; a context manager that ends it (and its deployments)."""

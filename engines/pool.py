@@ -1,30 +1,37 @@
-"""The Ray pool: places one actor per replica; each actor owns its engine server process."""
+"""The Ray pool: reserves each replica's resources (a placement group) and starts its engine in
+a replica actor of its own, taken warm from the spares where it can."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
+from ray.util.placement_group import (
+    PlacementGroup,
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from kz_jupyter.engines.process import EngineProcess, free_port, read_lines_from
-from kz_jupyter.planning.engine_contract import LaunchTarget, get_engine
+from kz_jupyter.engines.replica_actor import ReplicaActor
+from kz_jupyter.engines.spare_actors import SpareActors, actor_options
 from kz_jupyter.planning.plan import Plan
 
 RAY_NAMESPACE = "kz_jupyter"
-HEALTH_TIMEOUT = 5.0
-HEALTH_INTERVAL = 10.0  # engines log each probe: ask at most this often
 LOCAL_NODE_IP = "127.0.0.1"
+LOG = logging.getLogger("kz_jupyter")
 
 _RAY_INIT_LOCK = threading.Lock()
 
@@ -61,106 +68,13 @@ class RayOwnerThread:
 _ray_owner: RayOwnerThread | None = None
 
 
-def answer_status(url: str) -> int | None:
-    """The HTTP status a GET of url answers, or None when nothing answers in time."""
-    try:
-        return httpx.get(url, timeout=HEALTH_TIMEOUT).status_code
-    except httpx.HTTPError:
-        return None
-
-
-class ReplicaActor:
-    """A Ray actor that owns one engine server process on the node Ray placed it on."""
-
-    def __init__(self, log_path: str):
-        self.engine_process = EngineProcess(Path(log_path))
-        self.started: dict | None = None
-        self.health_url = ""
-        self._next_health_check = 0.0
-
-    def start(self, engine_name: str, plan: Plan, served_name: str, host: str | None) -> dict:
-        """Start the engine on a free port of host (default: this node's address in Ray).
-
-        Called again on the same actor, it replaces a dead (or running) engine with a new one.
-        """
-        self.engine_process.stop()
-        node_id = ray.get_runtime_context().get_node_id()
-        if host is None:
-            host = next(n["NodeManagerAddress"] for n in ray.nodes() if n["NodeID"] == node_id)
-        log_path = self.engine_process.log_path
-        target = LaunchTarget(
-            served_name=served_name,
-            host=host,
-            port=free_port(host),
-            workdir=log_path.parent / f"{log_path.stem}.work",
-        )
-        engine = get_engine(engine_name)
-        target.workdir.mkdir(parents=True, exist_ok=True)
-        engine.prepare(plan, target)
-        spec = engine.launch_spec(plan, target)
-        pid = self.engine_process.start(spec)
-        endpoint = f"http://{host}:{target.port}"
-        self.health_url = endpoint + spec.health_path if spec.health_path else ""
-        self._next_health_check = 0.0
-        self.started = {
-            "host": host,
-            "port": target.port,
-            "pid": pid,
-            "endpoint": endpoint,
-            "readiness_path": spec.readiness_path,
-            "readiness_body": spec.readiness_body,
-            "node_id": node_id,
-            "actor_name": ray.get_runtime_context().get_actor_name() or "",
-        }
-        return self.started
-
-    def running(self) -> dict | None:
-        """What start returned, while the engine it started still runs; else None."""
-        if self.started is None or self.engine_process.returncode() is not None:
-            return None
-        return self.started
-
-    def returncode(self) -> int | None:
-        """Return the engine's exit status, or None while it runs.
-
-        An engine whose health URL answers an error status is broken although its process
-        lives (a server whose worker thread died): it is ended here, and so reported exited.
-        """
-        if (
-            self.engine_process.returncode() is None
-            and self.health_url
-            and time.monotonic() >= self._next_health_check
-        ):
-            self._next_health_check = time.monotonic() + HEALTH_INTERVAL
-            status = answer_status(self.health_url)
-            if status is not None and status >= 500:
-                self.engine_process.note(
-                    f"[kz] the engine answered its health check with HTTP {status}: ending it"
-                )
-                self.engine_process.stop()
-        return self.engine_process.returncode()
-
-    def tail(self, lines: int) -> list[str]:
-        """Return the last lines of the engine's log."""
-        return self.engine_process.tail(lines)
-
-    def follow(self, offset: int | None) -> tuple[int, list[str]]:
-        """Return the log lines written after offset (None: start at the end now)."""
-        if offset is None:
-            return self.engine_process.log_size(), []
-        return read_lines_from(self.engine_process.log_path, offset)
-
-    def stop(self) -> int | None:
-        """Stop the engine process and return its exit status."""
-        return self.engine_process.stop()
-
-
 @dataclass
 class ReplicaHandle:
     """The controller's handle on one placed replica."""
 
     actor: ray.actor.ActorHandle
     info: dict
+    room: PlacementGroup | None = None  # the resources Ray holds for it
 
 
 class PlacementError(RuntimeError):
@@ -183,6 +97,7 @@ class RayPool:
         self.address = address or os.environ.get("KZ_RAY_ADDRESS") or None
         self.engine_host = engine_host or (None if self.address else LOCAL_NODE_IP)
         self.placement_timeout = placement_timeout
+        self.spares = SpareActors(detached=self.engines_outlive_server)
 
     def ensure_started(self) -> None:
         """Start a local Ray, or connect to the configured cluster, unless already connected."""
@@ -211,55 +126,133 @@ class RayPool:
                 _node_ip_address=LOCAL_NODE_IP,
             )
 
+    def warm_up(self) -> None:
+        """Start Ray and the spare actors now (blocking), so that the first deploy finds them
+        ready; a failure is logged, and met again by the first deploy, which reports it."""
+        try:
+            self.ensure_started()
+            self.refill_spares()
+        except Exception:  # the deploy that needs Ray reports the error to its user
+            LOG.exception("kz: starting Ray ahead of the first deploy failed")
+
+    def refill_spares(self) -> None:
+        """Replace the spare actors handed out (no-op before Ray runs)."""
+        if ray.is_initialized():
+            self.spares.refill()
+
+    def close(self) -> None:
+        """End the spare actors (the replicas are stopped, or kept, by their owner)."""
+        if ray.is_initialized():
+            self.spares.close()
+
     def start_replica(
         self, engine_name: str, plan: Plan, served_name: str, log_path: Path, num_cpus: float
     ) -> ReplicaHandle:
-        """Place a replica actor and start its engine; raise PlacementError when Ray cannot."""
+        """Reserve the replica's resources (a placement group), start its engine in a spare
+        actor on the node Ray chose (a new actor there when there is none, or when the plan
+        wants GPUs, which Ray hands only to an actor inside the reservation); raise
+        PlacementError when Ray cannot."""
         self.ensure_started()
-        options = {
-            "num_cpus": num_cpus,
-            "num_gpus": plan.num_gpus or None,
-            "resources": plan.resources or None,
-            "max_restarts": 0,
-            "max_concurrency": 1,
-            "name": f"{served_name}-{uuid.uuid4().hex[:12]}",
-        }
-        if plan.memory.get("fits") and plan.memory.get("total"):
-            options["memory"] = plan.memory["total"]  # Ray places it where it fits
-        if self.address:  # on a cluster, engines outlive a server restart and are adopted
-            options["lifetime"] = "detached"
-        actor = ray.remote(ReplicaActor).options(**options).remote(str(log_path))
+        room = self._reserve(plan, num_cpus)
         try:
-            info = self._start_engine(actor, engine_name, plan, served_name)
-        except GetTimeoutError:
-            ray.kill(actor)
-            wanted = {"CPU": num_cpus, "GPU": plan.num_gpus, **plan.resources}
-            asked = ", ".join(f"{k} {v:g}" for k, v in wanted.items() if v)
+            actor, info = self._start_in(room, engine_name, plan, served_name, str(log_path))
+        except BaseException:
+            if room is not None:
+                remove_placement_group(room)
+            raise
+        return ReplicaHandle(actor=actor, info=info, room=room)
+
+    def _reserve(self, plan: Plan, num_cpus: float) -> PlacementGroup | None:
+        """A placement group holding the replica's CPUs, GPUs, custom resources and memory on
+        one node, placed within the placement timeout; None when it asks for nothing."""
+        bundle = {"CPU": num_cpus, "GPU": plan.num_gpus or 0, **plan.resources}
+        if plan.memory.get("fits") and plan.memory.get("total"):
+            bundle["memory"] = plan.memory["total"]  # Ray places it where it fits
+        bundle = {key: value for key, value in bundle.items() if value}
+        if not bundle:
+            return None
+        lifetime = "detached" if self.engines_outlive_server else None
+        room = placement_group(
+            [bundle], strategy="STRICT_PACK", name=f"kz-room-{uuid.uuid4().hex[:12]}",
+            lifetime=lifetime,
+        )  # fmt: skip
+        if not room.wait(self.placement_timeout):
+            remove_placement_group(room)
+            asked = ", ".join(f"{k} {v:g}" for k, v in bundle.items() if k != "memory")
             raise PlacementError(
                 f"Ray found no node with {asked} free (and memory for "
                 f"{plan.memory.get('total', 0) / 2**20:.0f} MiB) within "
                 f"{self.placement_timeout:.0f} s: stop another deployment, ask for other "
                 "resources, or add a node."
+            )
+        return room
+
+    def _start_in(
+        self,
+        room: PlacementGroup | None,
+        engine_name: str,
+        plan: Plan,
+        served_name: str,
+        log_path: str,
+    ) -> tuple[ray.actor.ActorHandle, dict]:
+        """Start the engine in the spare on the room's node, or (no spare, a dead one, GPUs
+        wanted) in a new actor scheduled into the room."""
+        table = placement_group_table(room) if room is not None else {}
+        room_name = table.get("name", "")
+        if not plan.num_gpus:
+            node_id = table["bundles_to_node_id"][0] if table else None
+            spare = self.spares.take(node_id)
+            if spare is not None:
+                try:
+                    return spare, self._start_engine(
+                        spare, engine_name, plan, served_name, log_path, room_name
+                    )
+                except (RayActorError, GetTimeoutError):
+                    ray.kill(spare)  # a spare that died or hangs: a new actor instead
+        options = actor_options(self.engines_outlive_server)
+        if plan.num_gpus:
+            options["num_gpus"] = plan.num_gpus
+        if room is not None:
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(room, 0)
+        actor = ray.remote(ReplicaActor).options(**options).remote()
+        try:
+            return actor, self._start_engine(
+                actor, engine_name, plan, served_name, log_path, room_name
+            )
+        except GetTimeoutError:
+            ray.kill(actor)
+            raise PlacementError(
+                f"The replica actor did not start within {self.placement_timeout:.0f} s."
             ) from None
         except RayActorError as error:
             raise PlacementError(f"The replica actor died while starting: {error}") from None
-        return ReplicaHandle(actor=actor, info=info)
 
     def restart_engine(
         self, handle: ReplicaHandle, engine_name: str, plan: Plan, served_name: str
     ) -> ReplicaHandle:
         """Start a new engine in the replica's existing actor (its engine died, not the actor)."""
+        info = handle.info
         try:
-            info = self._start_engine(handle.actor, engine_name, plan, served_name)
+            info = self._start_engine(
+                handle.actor, engine_name, plan, served_name, info["log_path"], info["room"]
+            )
         except (RayActorError, GetTimeoutError) as error:
             raise PlacementError(f"The replica actor is gone: {error}") from None
-        return ReplicaHandle(actor=handle.actor, info=info)
+        return ReplicaHandle(actor=handle.actor, info=info, room=handle.room)
 
     def _start_engine(
-        self, actor: ray.actor.ActorHandle, engine_name: str, plan: Plan, served_name: str
+        self,
+        actor: ray.actor.ActorHandle,
+        engine_name: str,
+        plan: Plan,
+        served_name: str,
+        log_path: str,
+        room_name: str,
     ) -> dict:
         """Have an actor start its engine; wait at most the placement timeout."""
-        started = actor.start.remote(engine_name, plan, served_name, self.engine_host)
+        started = actor.start.remote(
+            engine_name, plan, served_name, self.engine_host, log_path, room_name
+        )
         return ray.get(started, timeout=self.placement_timeout)
 
     def find_replica(self, actor_name: str) -> ReplicaHandle | None:
@@ -268,9 +261,10 @@ class RayPool:
         try:
             actor = ray.get_actor(actor_name, namespace=RAY_NAMESPACE)
             info = ray.get(actor.running.remote(), timeout=30)
+            room = get_placement_group(info["room"]) if info and info.get("room") else None
         except (ValueError, RayActorError, GetTimeoutError):
             return None
-        return ReplicaHandle(actor=actor, info=info) if info else None
+        return ReplicaHandle(actor=actor, info=info, room=room) if info else None
 
     @property
     def engines_outlive_server(self) -> bool:
@@ -299,9 +293,9 @@ class RayPool:
             return offset or 0, []
 
     def stop_replica(self, handle: ReplicaHandle) -> None:
-        """Stop the engine, then end the actor so its resources return to the pool."""
-        try:
+        """Stop the engine, then end the actor and free its reservation."""
+        with contextlib.suppress(RayActorError, GetTimeoutError):
             ray.get(handle.actor.stop.remote(), timeout=30)
-        except (RayActorError, GetTimeoutError):
-            pass
         ray.kill(handle.actor)
+        if handle.room is not None:
+            remove_placement_group(handle.room)

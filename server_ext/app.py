@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import httpx
@@ -48,6 +49,14 @@ class KzApp(ExtensionApp):
         config=True,
         help="Address engines listen on. Default: 127.0.0.1 with a local Ray; each node's Ray "
         "address on a cluster. Environment: KZ_ENGINE_HOST.",
+    )
+    prestart_ray = Bool(
+        True,
+        config=True,
+        help="Start Ray (or join the cluster) and a warm spare replica actor per node in the "
+        "background as soon as the server starts (and find the pip-shipped models), so the "
+        "first deploy does not wait for them; off: on the first deploy (the in-kernel server "
+        "does so).",
     )
     state_dir = Unicode(config=True, help="Where deployment logs and state are kept.")
     startup_timeout = Float(
@@ -227,7 +236,10 @@ class KzApp(ExtensionApp):
         )
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
-        """Once the event loop runs: restore the deployments of the previous server."""
+        """Once the event loop runs: start Ray in the background (when configured), restore
+        the deployments of the previous server."""
+        if self.prestart_ray:
+            threading.Thread(target=self.controller.warm_up, name="kz-warm-up", daemon=True).start()
         await restore_deployments(self.controller)
 
     def hub_settings(self) -> HubSettings:

@@ -58,6 +58,7 @@ class EmbeddedServer:
                     # to a file, not into the cell of the kernel that runs this server
                     "--ServerApp.log_level=ERROR",
                     "--KzApp.persist=False",  # an embedded app lives and ends with its process
+                    "--KzApp.prestart_ray=False",  # a kernel may never deploy: Ray on demand
                     f"--IdentityProvider.token={self.token}",
                 ],
                 find_extensions=False,

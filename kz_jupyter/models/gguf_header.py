@@ -15,6 +15,8 @@ from pathlib import Path
 
 GGUF_MAGIC = b"GGUF"
 STRING, ARRAY = 8, 9
+LENGTH = struct.Struct("<Q")  # what prefixes a string, and an array's count
+MAX_LENGTH = 1 << 40
 SCALAR_FORMATS = {
     0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
     10: "<Q", 11: "<q", 12: "<d",
@@ -104,7 +106,7 @@ class _HeaderCursor:
     def advance(self, size: int) -> int:
         """Move past size bytes and return where they start; a buffer too short is an error."""
         start = self.offset
-        if size < 0 or size > 1 << 40:
+        if size < 0 or size > MAX_LENGTH:
             raise GgufReadError("corrupt header (impossible length)")
         if start + size > len(self.data):
             raise GgufTruncatedError("truncated header")
@@ -122,6 +124,20 @@ class _HeaderCursor:
         start = self.advance(length)
         return self.data[start : start + length].decode("utf-8", errors="replace")
 
+    def skip_strings(self, count: int) -> None:
+        """Move past count length-prefixed strings (a vocabulary: tens of thousands)."""
+        data, offset, end = self.data, self.offset, len(self.data)
+        for _ in range(count):
+            if offset + LENGTH.size > end:
+                raise GgufTruncatedError("truncated header")
+            (length,) = LENGTH.unpack_from(data, offset)
+            if length > MAX_LENGTH:
+                raise GgufReadError("corrupt header (impossible length)")
+            offset += LENGTH.size + length
+        if offset > end:
+            raise GgufTruncatedError("truncated header")
+        self.offset = offset
+
     def value(self, value_type: int, keep: bool) -> object:
         """Read a value, or skip it (None) when keep is False; a kept array gives its length."""
         if value_type == STRING:
@@ -133,7 +149,9 @@ class _HeaderCursor:
             element_type, count = self.unpack("<I"), self.unpack("<Q")
             if element_type in SCALAR_FORMATS:
                 self.advance(count * struct.calcsize(SCALAR_FORMATS[element_type]))
-            elif element_type in (STRING, ARRAY):
+            elif element_type == STRING:
+                self.skip_strings(count)
+            elif element_type == ARRAY:
                 for _ in range(count):
                     self.value(element_type, keep=False)
             else:

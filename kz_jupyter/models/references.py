@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import importlib.metadata
 import re
 from dataclasses import dataclass
-from pathlib import Path, PureWindowsPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 MODEL_SUFFIXES = (".gguf", ".safetensors")
+MODEL_FILE = re.compile(r"\.(gguf|safetensors)\b", re.IGNORECASE)
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 _QUANT = re.compile(r"^[A-Za-z0-9_]+$")
 _DIST_PREFIXES = ("llm-", "gt-")
@@ -109,15 +111,26 @@ def _aliases(distribution: str, file_name: str) -> set[str]:
     return {dist, short, stem, stem.split(".")[0]}
 
 
+def _model_files(dist: importlib.metadata.Distribution) -> list[PurePosixPath]:
+    """The files of an installed distribution that may be models, by suffix: the lines of its
+    RECORD that name one (a distribution lists thousands of files, and making each a path
+    object took seconds), else what importlib.metadata lists."""
+    record = dist.read_text("RECORD")
+    if record is None:
+        listed = [PurePosixPath(str(file)) for file in dist.files or ()]
+    else:
+        lines = [line for line in record.splitlines() if MODEL_FILE.search(line)]
+        listed = [PurePosixPath(row[0]) for row in csv.reader(lines) if row]
+    return [file for file in listed if file.suffix.lower() in MODEL_SUFFIXES]
+
+
 @functools.lru_cache(maxsize=1)
 def pip_shipped_models() -> tuple[PipShippedModel, ...]:
     """Find model files shipped inside installed distributions, without importing them."""
     found: dict[Path, PipShippedModel] = {}
     for dist in importlib.metadata.distributions():
         name = dist.metadata["Name"] or ""
-        for file in dist.files or ():
-            if file.suffix.lower() not in MODEL_SUFFIXES:
-                continue
+        for file in _model_files(dist):
             path = Path(str(dist.locate_file(file))).resolve()
             if file.suffix.lower() == ".safetensors":
                 path = path.parent  # the model is the folder, with its config.json

@@ -8,7 +8,9 @@ Shapes are read from headers: on disk when the file is there, else by ranged rea
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from pathlib import Path
 
 from huggingface_hub import hf_hub_download
@@ -114,38 +116,74 @@ def redownload_hint(reference: ModelReference) -> str:
     return "Replace the file with a complete copy."
 
 
-def _read_prefix(source: ModelSource, candidate: Candidate, relative: str, length: int) -> bytes:
-    """The first length bytes of a candidate's file, from disk when the copy there is whole,
-    else from the Hub."""
+def _whole_local_file(source: ModelSource, candidate: Candidate, relative: str) -> Path | None:
+    """The candidate's file on disk when the copy there is whole; else None."""
     local = source.local_path(candidate, relative)
     expected = next((f.size for f in candidate.files if f.path == relative), None)
     if local is not None and (source.from_cache_only or local.stat().st_size == expected):
-        with open(local, "rb") as file:
-            return file.read(length)
+        return local
+    return None
+
+
+def _read_prefix(source: ModelSource, candidate: Candidate, relative: str, length: int) -> bytes:
+    """The first length bytes of a candidate's file, from disk when the copy there is whole,
+    else from the Hub."""
+    local = _whole_local_file(source, candidate, relative)
+    if local is not None:
+        return _file_prefix(local, length)
     ref = source.reference
     assert isinstance(ref, HubRepo)
     return read_remote_prefix(ref.repo_id, relative, ref.revision, length, source.settings)
 
 
+def _file_prefix(path: Path, length: int) -> bytes:
+    """The first length bytes of a file."""
+    with open(path, "rb") as file:
+        return file.read(length)
+
+
 def _gguf_shape(source: ModelSource, candidate: Candidate) -> ModelShape:
-    """Read a GGUF header, reading more of the file until the header is complete."""
+    """Read a GGUF header (a whole file on disk: once while it is unchanged)."""
+    hint = redownload_hint(source.reference)
+    local = _whole_local_file(source, candidate, candidate.entry)
+    if local is not None:
+        stat = local.stat()
+        return _local_gguf_shape(
+            str(local), stat.st_size, stat.st_mtime_ns, candidate.entry, candidate.size, hint
+        )
+    read = partial(_read_prefix, source, candidate, candidate.entry)
+    return _parse_gguf_prefixes(read, candidate.entry, candidate.size, hint)
+
+
+@lru_cache(maxsize=64)
+def _local_gguf_shape(
+    path: str, file_size: int, mtime_ns: int, entry: str, size: int, hint: str
+) -> ModelShape:
+    """The shape of a GGUF on disk, kept while its size and time stamp are the same: every
+    deploy, reload and restart of a model plans it again."""
+    return _parse_gguf_prefixes(partial(_file_prefix, Path(path)), entry, size, hint)
+
+
+def _parse_gguf_prefixes(
+    read: Callable[[int], bytes], entry: str, size: int, hint: str
+) -> ModelShape:
+    """Parse a GGUF header from the first bytes read gives, reading more until it is whole."""
     length = FIRST_READ
     while True:
-        data = _read_prefix(source, candidate, candidate.entry, length)
+        data = read(length)
         try:
-            meta = parse_gguf_header(data, candidate.size)
-            return ModelShape.from_gguf(meta, candidate.size)
+            meta = parse_gguf_header(data, size)
+            return ModelShape.from_gguf(meta, size)
         except GgufTruncatedError:
             if len(data) < length or length >= MAX_HEADER_READ:
                 raise ModelNotFoundError(
-                    f"{candidate.entry} is truncated or its header is too large to read. "
-                    + redownload_hint(source.reference),
+                    f"{entry} is truncated or its header is too large to read. {hint}",
                     ErrorCode.MUST_REDOWNLOAD,
                 ) from None
             length *= 4
         except GgufReadError as error:
             raise ModelNotFoundError(
-                f"{candidate.entry} is not a readable GGUF file ({error}).",
+                f"{entry} is not a readable GGUF file ({error}).",
                 ErrorCode.MODEL_LOADING_FAILURE,
             ) from None
 

@@ -11,6 +11,7 @@ from kz_jupyter.deploy_options import visibility
 from kz_jupyter.engines.pool import PlacementError
 from kz_jupyter.models.hub import HubError, HubSettings
 from kz_jupyter.models.local_files import ModelNotFoundError
+from kz_jupyter.models.references import pip_shipped_models
 from kz_jupyter.models.sources import ModelSource
 from kz_jupyter.planning.engine_environments import EngineEnvironments
 from kz_jupyter.planning.hardware import probe_hardware
@@ -63,6 +64,12 @@ class Controller:
         self.log = log or logging.getLogger("kz_jupyter")
         self.router = Router(self.idle, self.healer.check_now, self.log, max_requests)
         self._tasks: dict[str, asyncio.Task] = {}
+
+    def warm_up(self) -> None:
+        """Do ahead (blocking, on a thread of its own) what a first deploy would wait for:
+        find the pip-shipped models, start Ray and the spare replica actors."""
+        pip_shipped_models()
+        self.runner.pool.warm_up()
 
     def list(self) -> list[Deployment]:
         """Return every deployment record, newest first."""

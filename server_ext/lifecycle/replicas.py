@@ -131,6 +131,14 @@ class ReplicaRunner:
 
     async def wait_ready(self, plan: Plan, replica: Replica) -> None:
         """Probe the engine until it answers, exits (EngineFailure), or the timeout passes."""
+        try:
+            await self._probe_until_ready(plan, replica)
+        finally:  # a spare taken for it is replaced now, not while its engine loads
+            await self.blocking(self.pool.refill_spares)
+
+    async def _probe_until_ready(self, plan: Plan, replica: Replica) -> None:
+        """Probe the engine every PROBE_INTERVAL until it answers (DEPLOYED), exits
+        (EngineFailure), or the startup timeout passes."""
         url = replica.endpoint + replica.handle.info["readiness_path"]
         body = replica.handle.info.get("readiness_body")
         deadline = time.monotonic() + self.settings.startup_timeout
@@ -195,8 +203,9 @@ class ReplicaRunner:
         return await self.blocking(self.pool.tail, replica.handle, lines)
 
     async def close(self) -> None:
-        """Release the HTTP client and the worker threads."""
+        """Release the HTTP client, the spare actors and the worker threads."""
         await self._http.aclose()
+        await self.blocking(self.pool.close)
         self._executor.shutdown(wait=False)
 
     async def launch(self, deployment: Deployment, plan: Plan) -> None:

@@ -46,6 +46,7 @@ class DeploymentStore:
         db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash of the server loses nothing
             db.execute(SCHEMA)
             db.execute("SELECT count(*) FROM deployments").fetchone()
         except sqlite3.DatabaseError:
