@@ -287,6 +287,13 @@ class DeployOptions(EngineOptions):
             deploy_only=True,
         ),
     ] = None  # fmt: skip
+    pin: Annotated[
+        bool,
+        Option(
+            "true or false", "--pin", help="never unload it to make room for another deployment",
+            deploy_only=True,
+        ),
+    ] = False  # fmt: skip
     share: Annotated[
         Any,
         AfterValidator(parse_share),

@@ -15,6 +15,7 @@ from kz_jupyter.engines.pool import RayPool
 from kz_jupyter.models.hub import HubSettings
 from kz_jupyter.planning.engine_environments import EngineEnvironments, default_envs_dir
 from kz_jupyter.server_ext.access.audit import AuditLog
+from kz_jupyter.server_ext.access.hub_identity import HubIdentityProvider
 from kz_jupyter.server_ext.access.quotas import DeployPolicy
 from kz_jupyter.server_ext.api.base import UnknownRouteHandler
 from kz_jupyter.server_ext.api.deployments import API_HANDLERS
@@ -27,6 +28,7 @@ from kz_jupyter.server_ext.lifecycle.healing import HealingPolicy
 from kz_jupyter.server_ext.lifecycle.pulls import PullJobs
 from kz_jupyter.server_ext.lifecycle.replicas import ReplicaRunner, ReplicaSettings
 from kz_jupyter.server_ext.lifecycle.restore import restore_deployments
+from kz_jupyter.server_ext.lifecycle.room import RoomSettings
 from kz_jupyter.server_ext.lifecycle.store import DeploymentStore
 
 
@@ -91,6 +93,27 @@ class KzApp(ExtensionApp):
         help="Seconds a deployment stays loaded without requests before it is unloaded "
         "(UNLOADED; the next request loads it again); -1 keeps it loaded. Per deployment: "
         "keep_alive in the deploy request, %kz deploy --keep-alive N.",
+    )
+    make_room = Bool(
+        None,
+        allow_none=True,
+        config=True,
+        help="When a deploy, or the reload of an idle-unloaded deployment, does not fit (in "
+        "memory or under max_loaded), unload idle deployments, least recently used first, that "
+        "serve no request, are not pinned (--pin) and that the requester may unload (their own; "
+        "any for an admin). Unset: on for a personal server, off in the JupyterHub service.",
+    )
+    max_loaded = Int(
+        0,
+        config=True,
+        help="Deployments loaded (engines running or starting) at once; one more makes room "
+        "(make_room) or is refused. 0: no limit.",
+    )
+    memory_budget = Float(
+        0.0,
+        config=True,
+        help="Memory (GiB, as planned) all deployments together may take on this machine, "
+        "below what it has free; 0: what it has free.",
     )
     persist = Bool(
         True,
@@ -204,6 +227,7 @@ class KzApp(ExtensionApp):
                 store.path,
                 store.set_aside,
             )
+        audit = AuditLog(Path(self.audit_log))
         self.controller = Controller(
             runner,
             healing,
@@ -216,6 +240,12 @@ class KzApp(ExtensionApp):
                 root=Path(self.engine_envs_dir), configured=dict(self.engine_envs)
             ),
             max_requests=self.max_requests_per_deployment,
+            room=RoomSettings(
+                make_room=self.make_room if self.make_room is not None else not self.in_hub,
+                max_loaded=self.max_loaded,
+                memory_budget=int(self.memory_budget * 1024**3),
+            ),
+            audit=audit.record,
         )
         # Idle connections to engines are dropped before the engines drop them (llama-server's
         # keep-alive timeout is 5 s), so a request is not sent on a connection being closed.
@@ -226,7 +256,7 @@ class KzApp(ExtensionApp):
             kz_http_client=self.http_client,
             kz_pulls=PullJobs(self.controller),
             kz_engine_installs=EngineInstalls(self.controller.environments),
-            kz_audit=AuditLog(Path(self.audit_log)),
+            kz_audit=audit,
             kz_policy=DeployPolicy(
                 users=frozenset(self.deploy_users),
                 groups=frozenset(self.deploy_groups),
@@ -241,6 +271,11 @@ class KzApp(ExtensionApp):
         if self.prestart_ray:
             threading.Thread(target=self.controller.warm_up, name="kz-warm-up", daemon=True).start()
         await restore_deployments(self.controller)
+
+    @property
+    def in_hub(self) -> bool:
+        """True when this server is the JupyterHub service (users of the hub share it)."""
+        return isinstance(self.serverapp.identity_provider, HubIdentityProvider)
 
     def hub_settings(self) -> HubSettings:
         """Hub endpoint, token, cache and offline mode: this config, else the environment."""

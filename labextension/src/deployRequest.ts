@@ -23,5 +23,6 @@ export interface IDeployRequest {
   name?: string | null;
   revision?: string | null;
   keep_alive?: number | null;
+  pin?: boolean | null;
   share?: string | string[] | null;
 }

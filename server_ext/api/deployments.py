@@ -54,7 +54,7 @@ class DeploymentsHandler(KzAPIHandler):
             running = [d for d in self.controller.list() if d.owner == viewer.name]
             self.policy.check_count(viewer, sum(d.status.is_active for d in running))
             request, planned = await self.check_memory(viewer, request)
-            deployment = await self.controller.deploy(request, viewer.name, planned)
+            deployment = await self.controller.deploy(request, viewer.name, planned, viewer.admin)
         except DeployRequestError as error:
             raise web.HTTPError(error.status, str(error)) from None
         except QuotaError as error:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from kz_jupyter.deploy_options import visibility
 from kz_jupyter.engines.pool import PlacementError
@@ -28,6 +29,13 @@ from kz_jupyter.server_ext.lifecycle.healing import Healer, HealingPolicy
 from kz_jupyter.server_ext.lifecycle.idle import IdleUnloader
 from kz_jupyter.server_ext.lifecycle.records import Deployment, Replica
 from kz_jupyter.server_ext.lifecycle.replicas import EngineFailure, ReplicaRunner
+from kz_jupyter.server_ext.lifecycle.room import (
+    HardwareView,
+    Room,
+    RoomError,
+    RoomSettings,
+    unloadable_by,
+)
 from kz_jupyter.server_ext.lifecycle.routing import Router
 from kz_jupyter.server_ext.lifecycle.store import DeploymentStore
 from kz_jupyter.states import DeploymentStatus, ErrorCode, InstanceStatus
@@ -51,14 +59,18 @@ class Controller:
         keep_alive: int = -1,
         environments: EngineEnvironments | None = None,
         max_requests: int = 0,
+        room: RoomSettings | None = None,
+        audit: Callable[..., None] | None = None,
     ):
         self.runner = runner
         self.environments = environments or EngineEnvironments()
         self.hub_settings = hub_settings
         self.model_roots = model_roots
         self.store = store
-        self.idle = IdleUnloader(runner, keep_alive)
+        self.audit = audit
+        self.idle = IdleUnloader(runner, self.admitted, keep_alive)
         self.deployments: dict[str, Deployment] = {}
+        self.room = Room(room or RoomSettings(), self.deployments.values, self.idle.unload)
         policy = healing or HealingPolicy()
         self.healer = Healer(runner, policy, self.idle, self.deployments.values)
         self.log = log or logging.getLogger("kz_jupyter")
@@ -91,10 +103,14 @@ class Controller:
         return self.deployments.get(name)
 
     async def deploy(
-        self, request: DeployRequest, owner: str = "", planned: Planned | None = None
+        self,
+        request: DeployRequest,
+        owner: str = "",
+        planned: Planned | None = None,
+        admin: bool = False,
     ) -> Deployment:
-        """Record a deployment of owner as REQUESTED and start driving it in the background
-        (with its plan when the caller already made it).
+        """Record a deployment of owner (an admin, or not) as REQUESTED and start driving it in
+        the background (with its plan when the caller already made it).
 
         A stopped or failed deployment of the same name is replaced, by its owner only."""
         existing = self.deployments.get(request.name)
@@ -116,9 +132,10 @@ class Controller:
         )
         deployment.request = options.to_body()
         deployment.keep_alive = self.idle.keep_alive_for(options.keep_alive)
+        deployment.pinned = options.pin
         self.keep(deployment)
         deployment.transition(DeploymentStatus.REQUESTED, f"deploy {options.model}")
-        self.track_task(deployment.name, self.run_deploy(deployment, request, planned))
+        self.track_task(deployment.name, self.run_deploy(deployment, request, planned, admin))
         return deployment
 
     def keep(self, deployment: Deployment) -> None:
@@ -135,12 +152,19 @@ class Controller:
         self.healer.start()
 
     async def run_deploy(
-        self, deployment: Deployment, request: DeployRequest, planned: Planned | None = None
+        self,
+        deployment: Deployment,
+        request: DeployRequest,
+        planned: Planned | None = None,
+        admin: bool = False,
     ) -> None:
-        """Plan (unless planned), fetch, place and probe until DEPLOYED or a failure is
-        recorded."""
+        """Plan (unless planned; counting what making room would free), fetch, hold room
+        (unloading idle deployments where allowed), place and probe until DEPLOYED or a
+        failure is recorded."""
+        may_unload = unloadable_by(deployment.owner, admin)
         try:
-            plan, source = planned or await self.runner.blocking(self.plan, request)
+            view = self.room.planning_view(deployment, may_unload)
+            plan, source = planned or await self.runner.blocking(self.plan, request, view)
             deployment.plan = plan
             deployment.transition(
                 DeploymentStatus.DEPLOYING, f"{plan.engine}: {plan.engine_reason}"
@@ -149,10 +173,16 @@ class Controller:
                 Replica(replica_id=f"{deployment.name}-{index}") for index in range(plan.replicas)
             ]
             plan = await self._fetch(deployment, plan, source)
-            await self.runner.launch(deployment, plan)
+            async with self.admitted(deployment, plan, admin):
+                await self.runner.launch(deployment, plan)
             deployment.transition(DeploymentStatus.DEPLOYED, "ready")
-        except (ModelNotFoundError, PlanError) as error:
+        except PlanError as error:
+            held = self.room.held(deployment, may_unload) if error.code is ErrorCode.OOM else ""
+            deployment.fail(error.code, f"{error}{held}")
+        except ModelNotFoundError as error:
             deployment.fail(error.code, str(error))
+        except RoomError as error:
+            deployment.fail(ErrorCode.OOM, str(error))
         except HubError as error:
             deployment.fail(ErrorCode.MODEL_LOADING_FAILURE, str(error))
         except (PlacementError, EngineFailure) as error:
@@ -184,12 +214,33 @@ class Controller:
             return request, None
         return request, planned
 
-    def plan(self, request: DeployRequest) -> Planned:
-        """Plan the request's resolved model (blocking: reads headers, asks the Hub)."""
+    @asynccontextmanager
+    async def admitted(
+        self, deployment: Deployment, plan: Plan, admin: bool = False
+    ) -> AsyncIterator[None]:
+        """Hold room for a deployment's plan while its engines start, unloading idle
+        deployments its owner (or an admin) may unload, and saying so in its history and the
+        audit log; RoomError when there is no room."""
+        may_unload = unloadable_by(deployment.owner, admin)
+        unloaded = await self.room.admit(deployment, plan, may_unload)
+        try:
+            if unloaded:
+                names = ", ".join(f"'{name}'" for name in unloaded)
+                deployment.transition(deployment.status, f"made room: unloaded {names}")
+            for name in unloaded if self.audit is not None else ():
+                self.audit(deployment.owner, "unload", name, made_room_for=deployment.name)
+            yield
+        finally:
+            self.room.release(deployment)
+
+    def plan(self, request: DeployRequest, view: HardwareView | None = None) -> Planned:
+        """Plan the request's resolved model (blocking: reads headers, asks the Hub), on the
+        machine as view shows it (what deploys under way will take, what making room frees)."""
+        hardware = probe_hardware(with_engines=False)
         return plan_resolved(
             request.resolved,
             request.options.model,
-            probe_hardware(with_engines=False),
+            view(hardware) if view is not None else hardware,
             self.hub_settings(),
             request.options,
             self.environments,

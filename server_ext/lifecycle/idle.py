@@ -5,21 +5,33 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 from kz_jupyter.engines.pool import PlacementError
+from kz_jupyter.planning.plan import Plan
 from kz_jupyter.server_ext.lifecycle.records import Deployment, Replica
 from kz_jupyter.server_ext.lifecycle.replicas import EngineFailure, ReplicaRunner
-from kz_jupyter.states import DeploymentStatus, InstanceStatus
+from kz_jupyter.server_ext.lifecycle.room import RoomError
+from kz_jupyter.states import DeploymentStatus, ErrorCode, InstanceStatus
 
 KEEP_FOREVER = -1
+# Holds room for a deployment's plan while its engines start (RoomError when there is none).
+Admission = Callable[[Deployment, Plan], AbstractAsyncContextManager[None]]
 
 
 class IdleUnloader:
     """Unloads idle deployments and loads them again on demand."""
 
-    def __init__(self, runner: ReplicaRunner, default_keep_alive: int = KEEP_FOREVER):
+    def __init__(
+        self,
+        runner: ReplicaRunner,
+        admitted: Admission,
+        default_keep_alive: int = KEEP_FOREVER,
+    ):
         self.runner = runner
         self.default_keep_alive = default_keep_alive
+        self.admitted = admitted
         self._loading: dict[str, asyncio.Task] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -44,17 +56,23 @@ class IdleUnloader:
         idle = time.time() - deployment.last_used
         if idle < keep_alive:
             return
+        await self.unload(
+            deployment,
+            f"idle for {idle:.0f} s (keep_alive {keep_alive} s): engine unloaded; "
+            "the next request loads it again",
+        )
+
+    async def unload(self, deployment: Deployment, detail: str) -> None:
+        """Unload a deployment now (UNLOADED, saying why in detail); a request loads it again."""
         async with self._lock(deployment.name):
+            if deployment.status is not DeploymentStatus.DEPLOYED:
+                return  # stopped, or unloaded meanwhile
             # UNLOADED first, with no await before: a request arriving now waits for a load
             # (which waits for this lock) instead of reaching a replica being stopped.
             replicas = list(deployment.replicas)
             for replica in replicas:
                 replica.status = InstanceStatus.STOPPED
-            deployment.transition(
-                DeploymentStatus.UNLOADED,
-                f"idle for {idle:.0f} s (keep_alive {keep_alive} s): engine unloaded; "
-                "the next request loads it again",
-            )
+            deployment.transition(DeploymentStatus.UNLOADED, detail)
             for replica in replicas:
                 await self.runner.release(deployment, replica)
 
@@ -94,7 +112,11 @@ class IdleUnloader:
             Replica(replica_id=f"{deployment.name}-{index}") for index in range(plan.replicas)
         ]
         try:
-            await self.runner.launch(deployment, plan)
+            async with self.admitted(deployment, plan):
+                await self.runner.launch(deployment, plan)
+        except RoomError as error:
+            deployment.fail(ErrorCode.OOM, f"could not be loaded again: {error}")
+            return
         except (EngineFailure, PlacementError) as error:
             await self.runner.release_and_fail(
                 deployment, error, f"could not be loaded again: {error}"

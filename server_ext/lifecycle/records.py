@@ -72,6 +72,7 @@ class Deployment:
     wanted: bool = True
     keep_alive: int = -1
     last_used: float = field(default_factory=time.time)
+    pinned: bool = False  # never unloaded to make room for another deployment
     owner: str = ""  # the user who deployed it ("": from before owners were kept)
     shared_with: list[str] = field(default_factory=list)  # "*": everyone; else hub groups
     on_change: Callable[[Deployment], None] | None = None
@@ -128,6 +129,7 @@ class Deployment:
             "wanted": self.wanted,
             "keep_alive": self.keep_alive,
             "last_used": self.last_used,
+            "pinned": self.pinned,
             "owner": self.owner,
             "shared_with": list(self.shared_with),
             "visibility": visibility(self.shared_with),
@@ -151,6 +153,7 @@ class Deployment:
             wanted=data.get("wanted", True),
             keep_alive=data.get("keep_alive", -1),
             last_used=data.get("last_used", data["created_at"]),
+            pinned=data.get("pinned", False),
             owner=data.get("owner", ""),
             shared_with=list(data.get("shared_with", [])),
         )
