@@ -136,8 +136,8 @@ class RayPool:
             LOG.exception("kz: starting Ray ahead of the first deploy failed")
 
     def refill_spares(self) -> None:
-        """Replace the spare actors handed out (no-op before Ray runs)."""
-        if ray.is_initialized():
+        """Replace the spare actors handed out (no-op before Ray runs, or when none was)."""
+        if ray.is_initialized() and self.spares.short:
             self.spares.refill()
 
     def close(self) -> None:

@@ -38,10 +38,12 @@ class SpareActors:
         self.detached = detached
         self._spares: dict[str, ray.actor.ActorHandle] = {}
         self._lock = threading.Lock()
+        self.short = True  # a spare was handed out (or none started yet): refill
 
     def take(self, node_id: str | None) -> ray.actor.ActorHandle | None:
         """The spare on node_id (any node's when None), now no longer a spare; None if none."""
         with self._lock:
+            self.short = True
             if node_id is None:
                 node_id = next(iter(self._spares), None)
             return self._spares.pop(node_id, None) if node_id else None
@@ -50,6 +52,7 @@ class SpareActors:
         """Start a spare on every live node without one; returns at once (Ray starts the
         worker processes in the background)."""
         with self._lock:
+            self.short = False
             for node in ray.nodes():
                 node_id = node["NodeID"]
                 if node["Alive"] and node_id not in self._spares:

@@ -60,7 +60,8 @@ class Healer:
             self._monitor = asyncio.create_task(self._monitor_loop())
 
     async def _monitor_loop(self) -> None:
-        """Notice engines that die after DEPLOYED and start healing them."""
+        """Notice engines that die after DEPLOYED and start healing them; unload the idle;
+        replace the spare actors used, once all is quiet."""
         while True:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), MONITOR_INTERVAL)
@@ -70,6 +71,7 @@ class Healer:
                     await self._check_replicas(deployment)
                 if deployment.status is DeploymentStatus.DEPLOYED:
                     await self.idle.unload_if_idle(deployment)
+            await self.runner.refill_spares(list(self.deployments()))
 
     async def _check_replicas(self, deployment: Deployment) -> None:
         """Start healing each serving replica whose engine has exited."""

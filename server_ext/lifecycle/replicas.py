@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -130,13 +130,6 @@ class ReplicaRunner:
             await self.blocking(self.pool.stop_replica, handle)
 
     async def wait_ready(self, plan: Plan, replica: Replica) -> None:
-        """Probe the engine until it answers, exits (EngineFailure), or the timeout passes."""
-        try:
-            await self._probe_until_ready(plan, replica)
-        finally:  # a spare taken for it is replaced now, not while its engine loads
-            await self.blocking(self.pool.refill_spares)
-
-    async def _probe_until_ready(self, plan: Plan, replica: Replica) -> None:
         """Probe the engine every PROBE_INTERVAL until it answers (DEPLOYED), exits
         (EngineFailure), or the startup timeout passes."""
         url = replica.endpoint + replica.handle.info["readiness_path"]
@@ -201,6 +194,15 @@ class ReplicaRunner:
     async def tail(self, replica: Replica, lines: int) -> list[str]:
         """The last lines of a running replica's engine log."""
         return await self.blocking(self.pool.tail, replica.handle, lines)
+
+    async def refill_spares(self, deployments: Iterable[Deployment]) -> None:
+        """Replace the spare actors handed out, once no engine is starting or answering: a new
+        Ray worker takes a second of CPU, which must not slow what a user waits for."""
+        starting = (DeploymentStatus.DEPLOYING, DeploymentStatus.INITIALIZING)
+        for deployment in deployments:
+            if deployment.status in starting or any(r.outstanding for r in deployment.replicas):
+                return
+        await self.blocking(self.pool.refill_spares)
 
     async def close(self) -> None:
         """Release the HTTP client, the spare actors and the worker threads."""
