@@ -20,6 +20,7 @@ from tests.support.model_files import (
     write_tiny_gguf,
 )
 from tests.support.ray_cluster import RAY, RAY_ENV, stop_cluster
+from tests.support.server_config import kz_server_config
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -27,10 +28,7 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 @pytest.fixture
 def jp_server_config(tmp_path):
     """Enable the kz extension and keep its state in the test's temporary directory."""
-    return {
-        "ServerApp": {"jpserver_extensions": {"kz_jupyter.server_ext": True}},
-        "KzApp": {"state_dir": str(tmp_path / "kz-state"), "startup_timeout": 120.0},
-    }
+    return kz_server_config(tmp_path)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from tests.support.rest_calls import QUESTION, json_of, wait_for_status
+from tests.support.server_config import kz_server_config
 
 pytestmark = pytest.mark.slow
 
@@ -19,15 +20,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def jp_server_config(tmp_path):
     """Fast healing so the tests see restarts within seconds."""
-    return {
-        "ServerApp": {"jpserver_extensions": {"kz_jupyter.server_ext": True}},
-        "KzApp": {
-            "state_dir": str(tmp_path / "kz-state"),
-            "startup_timeout": 120.0,
-            "max_restarts": 2,
-            "restart_backoff": 0.5,
-        },
-    }
+    return kz_server_config(tmp_path, max_restarts=2, restart_backoff=0.5)
 
 
 async def wait_healed(jp_fetch, name: str) -> dict:

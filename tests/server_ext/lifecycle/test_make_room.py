@@ -10,6 +10,7 @@ import pytest
 
 from kz_jupyter.server_ext.lifecycle.room import RoomSettings
 from tests.support.rest_calls import QUESTION, json_of, wait_for_status
+from tests.support.server_config import kz_server_config
 
 pytestmark = pytest.mark.slow
 
@@ -20,14 +21,7 @@ BUDGET_GIB = 0.35  # room for one of them, not two
 @pytest.fixture
 def jp_server_config(tmp_path):
     """A memory budget of one deployment; make_room is on by default outside a hub."""
-    return {
-        "ServerApp": {"jpserver_extensions": {"kz_jupyter.server_ext": True}},
-        "KzApp": {
-            "state_dir": str(tmp_path / "kz-state"),
-            "startup_timeout": 120.0,
-            "memory_budget": BUDGET_GIB,
-        },
-    }
+    return kz_server_config(tmp_path, memory_budget=BUDGET_GIB)
 
 
 async def post(jp_fetch, name: str, **options) -> None:
