@@ -20,6 +20,7 @@ from kz_jupyter.server_ext.access.quotas import DeployPolicy
 from kz_jupyter.server_ext.api.base import UnknownRouteHandler
 from kz_jupyter.server_ext.api.deployments import API_HANDLERS
 from kz_jupyter.server_ext.api.engines import ENGINE_HANDLERS, EngineInstalls
+from kz_jupyter.server_ext.api.metrics import METRICS_HANDLERS, ProxyMetrics
 from kz_jupyter.server_ext.api.models import MODEL_HANDLERS
 from kz_jupyter.server_ext.api.openai_proxy import PROXY_HANDLERS
 from kz_jupyter.server_ext.api.openapi import OPENAPI_HANDLERS
@@ -170,6 +171,12 @@ class KzApp(ExtensionApp):
     audit_log = Unicode(
         config=True, help="The audit log (JSON lines); default: state_dir/audit.jsonl."
     )
+    metrics_token = Unicode(
+        config=True,
+        help="A token that may read GET /kz/metrics without a Jupyter or hub login (a "
+        "Prometheus scraping the server sends Authorization: Bearer TOKEN); unset: only "
+        "logged-in users. Environment: KZ_METRICS_TOKEN.",
+    )
     hf_token = Unicode(
         None,
         allow_none=True,
@@ -184,6 +191,10 @@ class KzApp(ExtensionApp):
     @default("engine_host")
     def _default_engine_host(self) -> str | None:
         return os.environ.get("KZ_ENGINE_HOST") or None
+
+    @default("metrics_token")
+    def _default_metrics_token(self) -> str:
+        return os.environ.get("KZ_METRICS_TOKEN", "")
 
     @default("engine_envs_dir")
     def _default_engine_envs_dir(self) -> str:
@@ -257,6 +268,8 @@ class KzApp(ExtensionApp):
             kz_pulls=PullJobs(self.controller),
             kz_engine_installs=EngineInstalls(self.controller.environments),
             kz_audit=audit,
+            kz_metrics=ProxyMetrics(),
+            kz_metrics_token=self.metrics_token,
             kz_policy=DeployPolicy(
                 users=frozenset(self.deploy_users),
                 groups=frozenset(self.deploy_groups),
@@ -285,7 +298,12 @@ class KzApp(ExtensionApp):
         """Register the REST API and the OpenAI-compatible proxy; any other path under them
         answers a JSON 404."""
         self.handlers.extend(
-            API_HANDLERS + MODEL_HANDLERS + ENGINE_HANDLERS + PROXY_HANDLERS + OPENAPI_HANDLERS
+            API_HANDLERS
+            + MODEL_HANDLERS
+            + ENGINE_HANDLERS
+            + PROXY_HANDLERS
+            + METRICS_HANDLERS
+            + OPENAPI_HANDLERS
         )
         self.handlers.append((r"/kz/(?:api|v1)/.*", UnknownRouteHandler))
 

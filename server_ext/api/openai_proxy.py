@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import time
+import uuid
 
 import httpx
 from jupyter_server.auth.decorator import authorized
@@ -12,10 +15,14 @@ from tornado.iostream import StreamClosedError
 from kz_jupyter.planning.engine_contract import load_engines, requested_features
 from kz_jupyter.server_ext.access.sharing import can_see
 from kz_jupyter.server_ext.api.base import KzAPIHandler
+from kz_jupyter.server_ext.api.metrics import outcome_of
 from kz_jupyter.server_ext.lifecycle.routing import RouteRefused
 from kz_jupyter.states import DeploymentStatus
 
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=10.0)
+REQUEST_ID_HEADER = "X-Request-Id"
+OVERHEAD_HEADER = "X-Kz-Overhead-Ms"  # from the request's arrival to its forwarding, in ms
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 PASSED_RESPONSE_HEADERS = ("Content-Type", "Cache-Control")
 # (message, code) for a request a deployment's task cannot serve: by the deployment's task, or
 # for a text-generating deployment by the route's.
@@ -66,6 +73,13 @@ class ModelsHandler(OpenAIErrorMixin, KzAPIHandler):
         self.finish(json.dumps({"object": "list", "data": data}))
 
 
+def request_id_of(given: str | None) -> str:
+    """The id of a request: the client's X-Request-Id when it is a plain token, else a new one."""
+    if given and REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
 class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
     """POST a completion request to a replica of the deployment named by `model`."""
 
@@ -76,7 +90,11 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        """Route by model and stream the engine's answer back unchanged."""
+        """Route by model and stream the engine's answer back unchanged; measure it."""
+        self.started = time.perf_counter()
+        self.request_id = request_id_of(self.request.headers.get(REQUEST_ID_HEADER))
+        self.set_header(REQUEST_ID_HEADER, self.request_id)
+        self.replica_id, self.sent, self.first_byte, self.cancelled = "", None, None, False
         body = self._request_object()
         if body is None:
             return
@@ -96,19 +114,47 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
             )
         refusal = self._refusal(deployment, body)
         if refusal:
-            return self.openai_error(400, refusal[0], "invalid_request_error", refusal[1])
+            self.openai_error(400, refusal[0], "invalid_request_error", refusal[1])
+            return self._account(deployment.name)
         content = self._upstream_body(deployment, name, body)
-        path = self.upstream_path
+        in_flight = self.settings["kz_metrics"].in_flight.labels(deployment.name)
+        in_flight.inc()
         try:
-            router = self.controller.router
-            async with router.send(
-                deployment, lambda replica: self._connect(replica.endpoint + path, content)
+            async with self.controller.router.send(
+                deployment, lambda replica: self._connect(replica, content)
             ) as upstream:
+                overhead = (self.sent - self.started) * 1000
+                self.set_header(OVERHEAD_HEADER, f"{overhead:.2f}")
                 await self._relay(upstream)
         except RouteRefused as refusal:
             if refusal.retry_after:
                 self.set_header("Retry-After", str(refusal.retry_after))
             self.openai_error(refusal.status, str(refusal), refusal.error_type, refusal.code)
+        finally:
+            in_flight.dec()
+            self._account(deployment.name)
+
+    @property
+    def route(self) -> str:
+        """The route's name in metrics and logs: chat/completions, completions, ..."""
+        return self.upstream_path.removeprefix("/v1/")
+
+    def _account(self, deployment: str) -> None:
+        """Count the request in the metrics and write its log line (id, deployment, replica,
+        user, status, outcome, time to first bytes, duration)."""
+        duration = time.perf_counter() - self.started
+        first = None if self.first_byte is None else self.first_byte - self.started
+        outcome = outcome_of(self.get_status(), self.cancelled)
+        self.settings["kz_metrics"].observe(
+            deployment, self.replica_id, self.route, outcome, first, duration
+        )
+        self.log.info(
+            "kz request %s %s deployment=%s replica=%s user=%s status=%d outcome=%s "
+            "first_byte_ms=%s duration_ms=%.0f",
+            self.request_id, self.route, deployment, self.replica_id or "-", self.viewer.name,
+            self.get_status(), outcome, "-" if first is None else f"{first * 1000:.0f}",
+            duration * 1000,
+        )  # fmt: skip
 
     def _refusal(self, deployment, body: dict) -> tuple[str, str] | None:
         """(message, code) when the deployment cannot serve this request, else None."""
@@ -156,14 +202,20 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
         adapter = name.split("/", 1)[1]
         return json.dumps(engine.adapter_request(body, adapter, plan, deployment.name)).encode()
 
-    async def _connect(self, url: str, content: bytes) -> httpx.Response:
-        """Send the body upstream; return the response with its body still to be read."""
+    async def _connect(self, replica, content: bytes) -> httpx.Response:
+        """Send the body to a replica's engine, with the request's id; return the response
+        with its body still to be read."""
+        self.replica_id, self.sent = replica.replica_id, time.perf_counter()
         client: httpx.AsyncClient = self.settings["kz_http_client"]
         request = client.build_request(
             "POST",
-            url,
+            replica.endpoint + self.upstream_path,
             content=content,
-            headers={"Content-Type": "application/json", "Accept": "*/*"},
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "*/*",
+                REQUEST_ID_HEADER: self.request_id,
+            },
             timeout=UPSTREAM_TIMEOUT,
         )
         return await client.send(request, stream=True)
@@ -177,11 +229,13 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 if header in upstream.headers:
                     self.set_header(header, upstream.headers[header])
             async for chunk in upstream.aiter_raw():
+                if self.first_byte is None:
+                    self.first_byte = time.perf_counter()
                 self.write(chunk)
                 await self.flush()
             self.finish()
         except StreamClosedError:
-            pass  # the client went away; closing upstream below cancels the generation
+            self.cancelled = True  # the client went away; closing upstream cancels the generation
         except httpx.HTTPError as error:
             self.log.warning("engine stream for %s broke: %s", url, error)
             self.controller.healer.check_now()

@@ -13,6 +13,7 @@ from kz_jupyter.server_ext.api.base import KzAPIHandler
 
 OBJECT = {"type": "object", "additionalProperties": True}
 LIST = {"type": "array", "items": OBJECT}
+TEXT = {"type": "string"}
 NUMBER = "^[0-9]+$"
 ERROR = {"$ref": "#/components/schemas/Error"}
 OPENAI_ERROR = {"$ref": "#/components/schemas/OpenAIError"}
@@ -194,6 +195,14 @@ def paths() -> dict:
         },
         "/kz/v1/models": {
             "get": {"summary": "OpenAI: models", "responses": answers(200, openai=True)}
+        },
+        "/kz/metrics": {
+            "get": {
+                "summary": "The proxy's metrics in Prometheus' text format (also to the scrape "
+                "token, Authorization: Bearer TOKEN)",
+                "responses": answers(200)
+                | {"200": {"description": "success", "content": {"text/plain": {"schema": TEXT}}}},
+            }
         },
         "/kz/v1/chat/completions": {
             "post": {

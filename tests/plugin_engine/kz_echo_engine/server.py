@@ -36,7 +36,8 @@ class EchoHandler(BaseHTTPRequestHandler):
             return self._json(404, {"error": {"message": "not found"}})
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         chat = self.path.endswith("chat/completions")
-        text, ident = reply_text(body), f"echo-{uuid.uuid4().hex[:12]}"
+        text = reply_text(body)
+        ident = self.headers.get("X-Request-Id") or f"echo-{uuid.uuid4().hex[:12]}"
         base = {"id": ident, "created": int(time.time()), "model": self.served_name}
         if not body.get("stream"):
             choice = {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
