@@ -127,10 +127,9 @@ class Room:
         taken += sum(b for device, b in self._reserved.values() if device == "RAM")
         return self.settings.memory_budget - taken
 
-    def free(self, newcomer: Deployment, device: str) -> int:
-        """Memory free for newcomer on device now: measured, less what admitted deployments
-        will still take, within the budget (RAM)."""
-        hardware = probe_hardware(with_engines=False)
+    def free(self, hardware: HardwareProfile, newcomer: Deployment, device: str) -> int:
+        """Memory free for newcomer on device: as measured in hardware, less what admitted
+        deployments will still take, within the budget (RAM)."""
         if device == "GPU":
             measured = sum(gpu.memory_free for gpu in hardware.gpus)
         else:
@@ -147,7 +146,8 @@ class Room:
         unloaded: list[str] = []
         async with self._lock:
             while True:
-                free = await asyncio.to_thread(self.free, newcomer, device)
+                hardware = await asyncio.to_thread(probe_hardware, with_engines=False)
+                free = self.free(hardware, newcomer, device)
                 loaded = [d for d in self.deployments() if d is not newcomer and self.holds(d)]
                 too_many = 0 < self.settings.max_loaded <= len(loaded)
                 fits = plan.forced or need <= free
