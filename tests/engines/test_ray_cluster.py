@@ -15,17 +15,18 @@ def test_demo_deploys_on_the_named_cluster(ray_head, tmp_path):
     address, env = ray_head
     env = {**env, "KZ_RAY_ADDRESS": address, "KZ_STATE_DIR": str(tmp_path / "state")}
     env.pop("KZ_SERVER_URL", None)
-    sessions_before = ray_sessions()
-    done = subprocess.run(
-        [sys.executable, "-m", "kz_jupyter.demo"],
-        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "kz_jupyter.demo"], env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "DEPLOYED" in done.stdout and "Paris" in done.stdout
-    assert "smollm2: STOPPED" in done.stdout
-    assert ray_sessions() == sessions_before  # joined the cluster, started no Ray of its own
+    stdout, stderr = demo.communicate(timeout=300)
+    assert demo.returncode == 0, stdout + stderr
+    assert "DEPLOYED" in stdout and "Paris" in stdout
+    assert "smollm2: STOPPED" in stdout
+    assert ray_sessions_of(demo.pid) == []  # joined the cluster, started no Ray of its own
 
 
-def ray_sessions() -> set[str]:
-    """Ray's session folders: a Ray started locally adds one, joining a cluster does not."""
-    return {p.name for p in Path("/tmp/ray").glob("session_2*")}
+def ray_sessions_of(pid: int) -> list[str]:
+    """The Ray session folders a process started (a session is named after the process that
+    started Ray: session_DATE_TIME_PID); joining a cluster starts none."""
+    return [p.name for p in Path("/tmp/ray").glob(f"session_2*_{pid}")]
