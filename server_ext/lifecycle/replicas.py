@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from kz_jupyter.planning.plan import Plan
 from kz_jupyter.server_ext.lifecycle.records import Deployment, Replica
 from kz_jupyter.states import DeploymentStatus, ErrorCode, InstanceStatus
 
+LOG = logging.getLogger("kz_jupyter")
 PROBE_INTERVAL = 0.05  # a refused connection costs nothing; a late DEPLOYED costs the user
 EXIT_CHECK_INTERVAL = 1.0
 READY_POST_TIMEOUT = 60.0  # a one-token generation: it waits for the model to load
@@ -202,7 +204,10 @@ class ReplicaRunner:
         for deployment in deployments:
             if deployment.status in starting or any(r.outstanding for r in deployment.replicas):
                 return
-        await self.blocking(self.pool.refill_spares)
+        try:
+            await self.blocking(self.pool.refill_spares)
+        except Exception:  # no spare costs speed only: the monitor calling this must go on
+            LOG.exception("kz: starting a spare replica actor failed")
 
     async def close(self) -> None:
         """Release the HTTP client, the spare actors and the worker threads."""
