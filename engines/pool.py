@@ -135,9 +135,14 @@ class RayPool:
         except Exception:  # the deploy that needs Ray reports the error to its user
             LOG.exception("kz: starting Ray ahead of the first deploy failed")
 
+    @property
+    def spares_short(self) -> bool:
+        """True when Ray runs and a spare actor was handed out (or none started yet)."""
+        return ray.is_initialized() and self.spares.short
+
     def refill_spares(self) -> None:
         """Replace the spare actors handed out (no-op before Ray runs, or when none was)."""
-        if ray.is_initialized() and self.spares.short:
+        if self.spares_short:
             self.spares.refill()
 
     def close(self) -> None:

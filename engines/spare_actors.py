@@ -70,9 +70,8 @@ class SpareActors:
 
     def close(self) -> None:
         """End every spare (a detached one would otherwise outlive the server)."""
-        spares = self.waiting()
         with self._lock:
-            self._spares = {}
+            spares, self._spares = list(self._spares.values()), {}
         for actor in spares:
             with contextlib.suppress(RayActorError, ValueError):
                 ray.kill(actor)

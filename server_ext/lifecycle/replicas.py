@@ -200,6 +200,8 @@ class ReplicaRunner:
     async def refill_spares(self, deployments: Iterable[Deployment]) -> None:
         """Replace the spare actors handed out, once no engine is starting or answering: a new
         Ray worker takes a second of CPU, which must not slow what a user waits for."""
+        if not self.pool.spares_short:
+            return  # nothing to replace: no thread hop on every tick of the monitor
         starting = (DeploymentStatus.DEPLOYING, DeploymentStatus.INITIALIZING)
         for deployment in deployments:
             if deployment.status in starting or any(r.outstanding for r in deployment.replicas):

@@ -95,10 +95,7 @@ class Room:
         reclaimable: dict[str, int] = {"RAM": 0, "GPU": 0}
         for deployment in self.candidates(newcomer, may_unload):
             reclaimable[device_of(deployment.plan)] += planned_bytes(deployment.plan)
-        reserved = {
-            device: sum(b for d, b in self._reserved.values() if d == device)
-            for device in reclaimable
-        }
+        reserved = {device: self._reserved_on(device) for device in reclaimable}
         budget_left = self._budget_left(newcomer)
 
         def view(hardware: HardwareProfile) -> HardwareProfile:
@@ -124,8 +121,11 @@ class Room:
             for d in self.deployments()
             if d is not newcomer and d.name not in self._reserved and self.holds(d)
         )
-        taken += sum(b for device, b in self._reserved.values() if device == "RAM")
-        return self.settings.memory_budget - taken
+        return self.settings.memory_budget - taken - self._reserved_on("RAM")
+
+    def _reserved_on(self, device: str) -> int:
+        """The bytes admitted deployments will still take on device."""
+        return sum(size for where, size in self._reserved.values() if where == device)
 
     def free(self, hardware: HardwareProfile, newcomer: Deployment, device: str) -> int:
         """Memory free for newcomer on device: as measured in hardware, less what admitted
@@ -134,7 +134,7 @@ class Room:
             measured = sum(gpu.memory_free for gpu in hardware.gpus)
         else:
             measured = hardware.ram_available
-        measured -= sum(b for d, b in self._reserved.values() if d == device)
+        measured -= self._reserved_on(device)
         budget_left = self._budget_left(newcomer) if device == "RAM" else None
         return measured if budget_left is None else min(measured, budget_left)
 
