@@ -32,6 +32,7 @@ SUITES = {
     "healing": "Engine death to DEPLOYED again (not in the default run)",
     "idle": "First token after an idle unload (not in the default run)",
     "load": "64-200 users streaming for a fixed time, below and past the limit (not default)",
+    "metrics": "Tokens/s and server CPU per chunk with metrics on vs off (not default)",
 }
 DEFAULT = ["proxy", "concurrency", "deploy", "engines", "memory", "rag", "kernel"]
 

@@ -164,6 +164,10 @@ class LlamaCppEngine(Engine):
     )
     lora_format = "gguf"
     unsupported_features = {"echo": "put the prompt before the completion yourself"}
+    metrics_gauges = {
+        "queue": "llamacpp:requests_deferred",
+        "running": "llamacpp:requests_processing",
+    }
     log_patterns = (
         (
             re.compile(r"CUDA error|cudaMalloc failed|ggml_cuda_\w+: .*error", re.I),

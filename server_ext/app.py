@@ -24,6 +24,7 @@ from kz_jupyter.server_ext.api.metrics import METRICS_HANDLERS, ProxyMetrics
 from kz_jupyter.server_ext.api.models import MODEL_HANDLERS
 from kz_jupyter.server_ext.api.openai_proxy import PROXY_HANDLERS
 from kz_jupyter.server_ext.api.openapi import OPENAPI_HANDLERS
+from kz_jupyter.server_ext.api.stats import STATS_HANDLERS, SampleHistory
 from kz_jupyter.server_ext.lifecycle.controller import Controller
 from kz_jupyter.server_ext.lifecycle.healing import HealingPolicy
 from kz_jupyter.server_ext.lifecycle.pulls import PullJobs
@@ -171,6 +172,12 @@ class KzApp(ExtensionApp):
     audit_log = Unicode(
         config=True, help="The audit log (JSON lines); default: state_dir/audit.jsonl."
     )
+    proxy_metrics = Bool(
+        True,
+        config=True,
+        help="Measure every request through /kz/v1 (outcomes, times, tokens: /kz/metrics, "
+        "%kz top and %kz usage). Off: requests are only logged with their id.",
+    )
     metrics_token = Unicode(
         config=True,
         help="A token that may read GET /kz/metrics without a Jupyter or hub login (a "
@@ -268,7 +275,8 @@ class KzApp(ExtensionApp):
             kz_pulls=PullJobs(self.controller),
             kz_engine_installs=EngineInstalls(self.controller.environments),
             kz_audit=audit,
-            kz_metrics=ProxyMetrics(),
+            kz_metrics=ProxyMetrics(enabled=self.proxy_metrics),
+            kz_samples=SampleHistory(),
             kz_metrics_token=self.metrics_token,
             kz_policy=DeployPolicy(
                 users=frozenset(self.deploy_users),
@@ -303,6 +311,7 @@ class KzApp(ExtensionApp):
             + ENGINE_HANDLERS
             + PROXY_HANDLERS
             + METRICS_HANDLERS
+            + STATS_HANDLERS
             + OPENAPI_HANDLERS
         )
         self.handlers.append((r"/kz/(?:api|v1)/.*", UnknownRouteHandler))

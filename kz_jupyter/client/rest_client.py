@@ -62,6 +62,16 @@ class KzClient:
         params = {} if engines else {"engines": "false"}
         return self._request("GET", "hardware", params=params)
 
+    def stats(self, name: str | None = None, span: float = 300, step: float = 10) -> dict:
+        """Figures of the deployments (or of one): rates, TTFT, tokens/s, queue, now and as
+        series over the last span seconds, with the machine's use sampled meanwhile."""
+        path = ("stats", name) if name else ("stats",)
+        return self._request("GET", *path, params={"span": span, "step": step})
+
+    def usage(self) -> dict:
+        """Requests and tokens per user and deployment (admins: every user's)."""
+        return self._request("GET", "usage")
+
     def deployments(self) -> list[dict]:
         """Return every deployment."""
         return self._request("GET", "deployments")

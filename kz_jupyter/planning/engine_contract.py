@@ -127,6 +127,10 @@ class Engine(ABC):
     # OpenAI request features (see requested_features) this engine does not serve, each with
     # what to do instead: the proxy answers such a request 400 naming engine and feature.
     unsupported_features: ClassVar[dict[str, str]] = {}
+    # The gauges the engine's server publishes at /metrics, by kz's name for them ("queue":
+    # requests waiting, "running": requests being generated, "kv_cache": KV-cache use 0-1):
+    # the server reads them for its own /kz/metrics and panels.
+    metrics_gauges: ClassVar[dict[str, str]] = {}
 
     def availability(self, probe: EnvironmentProbe) -> tuple[bool, str, str]:
         """Return (available, version, reason when not available) for the probed environment:

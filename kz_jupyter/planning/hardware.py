@@ -8,7 +8,7 @@ import psutil
 
 from kz_jupyter.planning.engine_contract import engine_availability
 from kz_jupyter.planning.engine_environments import EngineEnvironments
-from kz_jupyter.planning.machine import EngineAvailability, GpuInfo, HardwareProfile
+from kz_jupyter.planning.machine import EngineAvailability, GpuInfo, HardwareProfile, Utilization
 
 
 def _cpu_model() -> str:
@@ -39,6 +39,10 @@ def _nvidia_gpus() -> tuple[tuple[GpuInfo, ...], str]:
         for index in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            try:
+                busy = int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
+            except pynvml.NVMLError:  # some devices (MIG slices) do not report it
+                busy = None
             gpus.append(
                 GpuInfo(
                     index=index,
@@ -47,6 +51,7 @@ def _nvidia_gpus() -> tuple[tuple[GpuInfo, ...], str]:
                     memory_used=int(memory.used),
                     memory_free=int(memory.free),
                     driver=_text(driver),
+                    utilization=busy,
                 )
             )
         return tuple(gpus), "" if gpus else "NVIDIA driver found, no GPU"
@@ -85,4 +90,15 @@ def probe_hardware(
         engines=tuple(EngineAvailability(**a) for a in engine_availability(environments))
         if with_engines
         else (),
+    )
+
+
+def sample_utilization() -> Utilization:
+    """How busy CPU, RAM and GPUs are now (CPU: since the previous call in this process)."""
+    memory = psutil.virtual_memory()
+    return Utilization(
+        cpu_percent=psutil.cpu_percent(interval=None),
+        ram_used=int(memory.total - memory.available),
+        ram_total=int(memory.total),
+        gpus=_nvidia_gpus()[0],
     )

@@ -17,6 +17,22 @@ class GpuInfo:
     memory_used: int
     memory_free: int
     driver: str = ""
+    utilization: int | None = None  # percent of the last sample period a kernel ran
+
+
+@dataclass(frozen=True)
+class Utilization:
+    """How busy the machine is now: CPU percent (since the previous sample), RAM used and
+    total, and each GPU's memory and utilization."""
+
+    cpu_percent: float
+    ram_used: int
+    ram_total: int
+    gpus: tuple[GpuInfo, ...] = ()
+
+    def to_dict(self) -> dict:
+        """Return the sample as plain JSON-ready data."""
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,26 @@ export interface IDeployment {
   error: { code: string; message: string; remediation: string } | null;
 }
 
+/** A deployment's figures of the last minute, as `GET /kz/api/stats` answers them. */
+export interface IDeploymentStats {
+  name: string;
+  in_flight: number;
+  engine_gauges: { queue?: number; running?: number; kv_cache?: number };
+  now: {
+    requests: number;
+    requests_per_s: number;
+    tokens_per_s: number;
+    ttft_p50: number | null;
+    ttft_p95: number | null;
+    decode_tokens_per_s: number | null;
+  };
+}
+
+/** `GET /kz/api/stats`: the figures of the deployments the user sees. */
+export interface IStats {
+  deployments: IDeploymentStats[];
+}
+
 /** The server machine as `GET /kz/api/hardware` describes it. */
 export interface IHardware {
   cpu_model: string;
@@ -63,4 +83,24 @@ export async function requestAPI<T>(path: string, init: RequestInit = {}): Promi
 export function formatBytes(size: number): string {
   const gib = size / 1024 ** 3;
   return gib >= 1 ? `${gib.toFixed(1)} GiB` : `${(size / 1024 ** 2).toFixed(0)} MiB`;
+}
+
+/** A deployment's figures in one line: rates, time to first token, generation speed, queue. */
+export function formatFigures(stats: IDeploymentStats): string {
+  const now = stats.now;
+  const rate = (value: number) => (value < 10 ? value.toFixed(2) : value.toFixed(0));
+  const parts = [
+    `${rate(now.requests_per_s)} req/s`,
+    `${rate(now.tokens_per_s)} tok/s`,
+    `TTFT p50 ${now.ttft_p50 === null ? '-' : `${(now.ttft_p50 * 1000).toFixed(0)} ms`}`,
+    `p95 ${now.ttft_p95 === null ? '-' : `${(now.ttft_p95 * 1000).toFixed(0)} ms`}`,
+    `in flight ${stats.in_flight}`
+  ];
+  if (now.decode_tokens_per_s !== null) {
+    parts.splice(4, 0, `generation ${rate(now.decode_tokens_per_s)} tok/s`);
+  }
+  if (stats.engine_gauges.queue !== undefined) {
+    parts.push(`queue ${stats.engine_gauges.queue}`);
+  }
+  return parts.join(' · ');
 }

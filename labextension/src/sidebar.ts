@@ -1,10 +1,20 @@
 /**
  * The kz sidebar: the hardware summary, a deploy form, and the deployments with their status,
- * stop, restart and logs; refreshed while the sidebar is shown.
+ * figures of the last minute (requests/s, tokens/s, time to first token, queue), stop, restart
+ * and logs; refreshed while the sidebar is shown.
  */
 import { Widget } from '@lumino/widgets';
 
-import { IDeployment, IEngine, IHardware, formatBytes, requestAPI } from './api';
+import {
+  IDeployment,
+  IDeploymentStats,
+  IEngine,
+  IHardware,
+  IStats,
+  formatBytes,
+  formatFigures,
+  requestAPI
+} from './api';
 import { IDeployRequest } from './deployRequest';
 
 const REFRESH_MS = 2000;
@@ -68,7 +78,11 @@ export class KzSidebar extends Widget {
         this.showHardware(hardware);
         this.showEngines(engines);
       }
-      this.showDeployments(await requestAPI<IDeployment[]>('deployments'));
+      const [deployments, stats] = await Promise.all([
+        requestAPI<IDeployment[]>('deployments'),
+        requestAPI<IStats>('stats?span=60&step=60')
+      ]);
+      this.showDeployments(deployments, stats);
     } catch (error) {
       this.say(`${error}`, true);
     }
@@ -172,17 +186,20 @@ export class KzSidebar extends Widget {
     }
   }
 
-  private showDeployments(deployments: IDeployment[]): void {
+  private showDeployments(deployments: IDeployment[], stats: IStats): void {
     if (!deployments.length) {
       this._deployments.replaceChildren(element('div', '', 'No deployments yet.'));
       return;
     }
+    const figures = new Map(stats.deployments.map(d => [d.name, d]));
     this._deployments.replaceChildren(
-      ...deployments.map(deployment => this.deploymentRow(deployment))
+      ...deployments.map(deployment =>
+        this.deploymentRow(deployment, figures.get(deployment.name))
+      )
     );
   }
 
-  private deploymentRow(deployment: IDeployment): HTMLElement {
+  private deploymentRow(deployment: IDeployment, stats?: IDeploymentStats): HTMLElement {
     const row = element('div', 'kz-deployment');
     row.dataset.deployment = deployment.name;
     const ready = deployment.replicas.filter(r => r.status === 'DEPLOYED').length;
@@ -195,6 +212,11 @@ export class KzSidebar extends Widget {
       ` ${deployment.engine ?? '-'} ${ready}/${deployment.replicas.length}`
     );
     row.append(title, element('div', '', deployment.model));
+    if (stats && (deployment.status === 'DEPLOYED' || deployment.status === 'UNLOADED')) {
+      const figures = element('div', 'kz-figures', formatFigures(stats));
+      figures.title = 'Last minute, measured at the proxy';
+      row.append(figures);
+    }
     if (deployment.error) {
       const error = deployment.error;
       row.append(

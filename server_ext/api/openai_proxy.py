@@ -16,6 +16,8 @@ from kz_jupyter.planning.engine_contract import load_engines, requested_features
 from kz_jupyter.server_ext.access.sharing import can_see
 from kz_jupyter.server_ext.api.base import KzAPIHandler
 from kz_jupyter.server_ext.api.metrics import outcome_of
+from kz_jupyter.server_ext.api.request_window import FinishedRequest
+from kz_jupyter.server_ext.api.token_usage import UsageTap, asking_for_usage
 from kz_jupyter.server_ext.lifecycle.routing import RouteRefused
 from kz_jupyter.states import DeploymentStatus
 
@@ -95,6 +97,7 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
         self.request_id = request_id_of(self.request.headers.get(REQUEST_ID_HEADER))
         self.set_header(REQUEST_ID_HEADER, self.request_id)
         self.replica_id, self.sent, self.first_byte, self.cancelled = "", None, None, False
+        self.tap: UsageTap | None = None
         body = self._request_object()
         if body is None:
             return
@@ -141,19 +144,24 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
 
     def _account(self, deployment: str) -> None:
         """Count the request in the metrics and write its log line (id, deployment, replica,
-        user, status, outcome, time to first bytes, duration)."""
-        duration = time.perf_counter() - self.started
+        user, status, outcome, tokens, time to first bytes, duration)."""
         first = None if self.first_byte is None else self.first_byte - self.started
-        outcome = outcome_of(self.get_status(), self.cancelled)
-        self.settings["kz_metrics"].observe(
-            deployment, self.replica_id, self.route, outcome, first, duration
-        )
+        request = FinishedRequest(
+            deployment, self.replica_id, self.route, self.viewer.name,
+            outcome_of(self.get_status(), self.cancelled), first,
+            time.perf_counter() - self.started, self.tap.usage if self.tap else None, time.time(),
+            bool(self.tap and self.tap.streamed),
+        )  # fmt: skip
+        if self.settings["kz_metrics"].enabled:
+            self.settings["kz_metrics"].observe(request)
+        usage = request.usage
         self.log.info(
             "kz request %s %s deployment=%s replica=%s user=%s status=%d outcome=%s "
-            "first_byte_ms=%s duration_ms=%.0f",
-            self.request_id, self.route, deployment, self.replica_id or "-", self.viewer.name,
-            self.get_status(), outcome, "-" if first is None else f"{first * 1000:.0f}",
-            duration * 1000,
+            "prompt_tokens=%s completion_tokens=%s first_byte_ms=%s duration_ms=%.0f",
+            self.request_id, self.route, deployment, self.replica_id or "-", request.user,
+            self.get_status(), request.outcome, usage.prompt if usage else "-",
+            usage.completion if usage else "-", "-" if first is None else f"{first * 1000:.0f}",
+            request.duration * 1000,
         )  # fmt: skip
 
     def _refusal(self, deployment, body: dict) -> tuple[str, str] | None:
@@ -191,16 +199,20 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
         return body
 
     def _upstream_body(self, deployment, name: str, body: dict) -> bytes:
-        """The request as the engine takes it: unchanged, or for `DEPLOYMENT/ADAPTER` as the
-        engine asks for one of its LoRA adapters."""
-        if name == deployment.name:
-            return self.request.body
+        """The request as the engine takes it: unchanged, asking for usage in a stream (the
+        tap reads it and takes it out again), or for `DEPLOYMENT/ADAPTER` as the engine asks
+        for one of its LoRA adapters."""
+        asked = None
+        if self.settings["kz_metrics"].enabled:
+            asked = asking_for_usage(body) if self.task == "generate" else None
+            self.tap = UsageTap(streamed=body.get("stream") is True, strip=asked is not None)
         plan = deployment.plan
         engine = load_engines().get(plan.engine) if plan else None
-        if engine is None:
-            return self.request.body
-        adapter = name.split("/", 1)[1]
-        return json.dumps(engine.adapter_request(body, adapter, plan, deployment.name)).encode()
+        if name != deployment.name and engine is not None:
+            adapter = name.split("/", 1)[1]
+            wanted = engine.adapter_request(asked or body, adapter, plan, deployment.name)
+            return json.dumps(wanted).encode()
+        return json.dumps(asked).encode() if asked else self.request.body
 
     async def _connect(self, replica, content: bytes) -> httpx.Response:
         """Send the body to a replica's engine, with the request's id; return the response
@@ -231,9 +243,11 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
             async for chunk in upstream.aiter_raw():
                 if self.first_byte is None:
                     self.first_byte = time.perf_counter()
-                self.write(chunk)
-                await self.flush()
-            self.finish()
+                relayed = self.tap.relay(chunk) if self.tap else chunk
+                if relayed:
+                    self.write(relayed)
+                    await self.flush()
+            self.finish(self.tap.end() if self.tap else b"")
         except StreamClosedError:
             self.cancelled = True  # the client went away; closing upstream cancels the generation
         except httpx.HTTPError as error:

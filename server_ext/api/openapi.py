@@ -15,6 +15,7 @@ OBJECT = {"type": "object", "additionalProperties": True}
 LIST = {"type": "array", "items": OBJECT}
 TEXT = {"type": "string"}
 NUMBER = "^[0-9]+$"
+SECONDS = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}
 ERROR = {"$ref": "#/components/schemas/Error"}
 OPENAI_ERROR = {"$ref": "#/components/schemas/OpenAIError"}
 
@@ -37,6 +38,12 @@ def answers(*codes: int, ok: dict = OBJECT, openai: bool = False) -> dict:
 def query(name: str, schema: dict, text: str) -> dict:
     """A query parameter."""
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+
+
+SPAN_QUERY = [
+    query("span", SECONDS, "seconds of series to answer (30-600, default 300)"),
+    query("step", SECONDS, "seconds per point of the series (1-60, default 10)"),
+]
 
 
 def path_name(name: str = "name") -> dict:
@@ -195,6 +202,27 @@ def paths() -> dict:
         },
         "/kz/v1/models": {
             "get": {"summary": "OpenAI: models", "responses": answers(200, openai=True)}
+        },
+        "/kz/api/stats": {
+            "get": {
+                "summary": "Figures of the deployments you see, now and per step (panels)",
+                "responses": answers(200, 400),
+                "parameters": SPAN_QUERY,
+            },
+        },
+        "/kz/api/stats/{name}": {
+            "parameters": [path_name()],
+            "get": {
+                "summary": "One deployment's figures",
+                "responses": answers(200, 400, 404),
+                "parameters": SPAN_QUERY,
+            },
+        },
+        "/kz/api/usage": {
+            "get": {
+                "summary": "Requests and tokens per user and deployment (admins: every user)",
+                "responses": answers(200),
+            },
         },
         "/kz/metrics": {
             "get": {

@@ -5,6 +5,7 @@ it. Screenshots of each step are kept in test-artifacts/lab-sidebar/."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -77,8 +78,21 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     expect(sidebar.locator(".kz-message")).to_contain_text("Deploying smollm2 as 'smollm2'")
     expect(row.locator(".kz-status")).to_have_text("DEPLOYED", timeout=180_000)
     expect(row).to_contain_text("llamacpp 1/1")
+    chat = {"model": "smollm2", "max_tokens": 16, "temperature": 0, "stream": True,
+            "messages": [{"role": "user", "content": "What is the capital of France?"}]}  # fmt: skip
+    answer = httpx.post(url + "kz/v1/chat/completions", json=chat, timeout=120,
+                        headers={"Authorization": f"token {token}"})  # fmt: skip
+    assert answer.status_code == 200
+    figures = row.locator(".kz-figures")  # the last minute's figures, under the row
+    expect(figures).to_contain_text(re.compile(r"0\.02 req/s · [\d.]+ tok/s · TTFT p50 \d+ ms"))
+    expect(figures).to_contain_text("queue 0")
     page.screenshot(path=ARTIFACTS / "2-deployed.png")
 
+    top_in_a_notebook(page, url, token)
+
+    if not sidebar.is_visible():  # the notebook's page may have it closed
+        tab.click()
+    expect(sidebar).to_be_visible()
     row.get_by_role("button", name="logs").click()
     logs = page.locator(".jp-MainAreaWidget .kz-logs")
     expect(logs).to_contain_text("listening on http://127.0.0.1")
@@ -103,3 +117,25 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     )
     expect(failed.locator(".kz-remediation")).to_contain_text("What to do:")
     page.screenshot(path=ARTIFACTS / "5-bad-model.png")
+
+
+def top_in_a_notebook(page: Page, url: str, token: str) -> None:
+    """`%kz top` in a notebook: the live panel with the deployment's plots and the machine's."""
+    cells = [{"cell_type": "code", "source": "%load_ext kz_jupyter\n%kz top", "metadata": {},
+              "outputs": [], "execution_count": None}]  # fmt: skip
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": kernel},
+                "cells": cells}  # fmt: skip
+    saved = httpx.put(url + "api/contents/top.ipynb", headers={"Authorization": f"token {token}"},
+                      json={"type": "notebook", "content": notebook})  # fmt: skip
+    assert saved.status_code in (200, 201), saved.text
+    page.goto(f"{url}lab/tree/top.ipynb?token={token}")
+    expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=90_000)
+    editor = page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first
+    editor.click()
+    page.keyboard.press("Shift+Enter")
+    panel = page.locator(".jp-OutputArea-output .widget-html", has_text="TTFT p95")
+    expect(panel).to_contain_text("smollm2", timeout=120_000)
+    expect(panel).to_contain_text("machine")
+    expect(panel.locator("svg polyline").first).to_be_attached()
+    page.screenshot(path=ARTIFACTS / "top.png")

@@ -6,6 +6,7 @@ tail, the chat widget, the stop button, and no panel thread left once the panels
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 import pytest
@@ -47,6 +48,14 @@ async def drive_panels(url: str, token: str, kernel_id: str) -> dict:
             "chat.send('What is the capital of France? Answer in one word.')\nchat.wait(120)\n"
             "print(chat.text())\nchat"
         )
+        seen["top"] = await session.execute("top = %kz top\ntop")
+        seen["top_live"] = await session.watch(  # the plots of the chat's minute, and the machine
+            lambda s: shows(s, "smollm2", "TTFT p95", "<polyline", "machine", "CPU"), 10
+        )
+        seen["top_text"] = (await session.execute("print(repr(top))\n%kz usage")).out
+        seen["top_stopped"] = await session.execute(
+            "top._stop.click()\nprint(top.refresher.running)"
+        )
         seen["log_tail"] = await session.watch(
             lambda s: shows(s, "listening on http://127.0.0.1"), 10
         )
@@ -54,7 +63,7 @@ async def drive_panels(url: str, token: str, kernel_id: str) -> dict:
         seen["table_stopped"] = await session.watch(lambda s: status_cell(s, "STOPPED"), 30)
         seen["log_ended"] = await session.watch(lambda s: shows(s, "no longer running"), 15)
         seen["closed"] = await session.execute(
-            "import threading, time\nfor panel in (ps, hw, logs, chat):\n    panel.close()\n"
+            "import threading, time\nfor panel in (ps, hw, logs, chat, top):\n    panel.close()\n"
             "time.sleep(3)\n"
             "print(sorted(t.name for t in threading.enumerate() if t.name.startswith('kz-')))"
         )
@@ -91,6 +100,13 @@ def test_panels_follow_the_deployment_in_a_real_kernel(jupyter_server):
         and "Paris" in chat.out
     )
     assert seen["log_tail"]
+
+    assert not seen["top"].err and seen["top"].widgets and seen["top_live"]
+    top = seen["top_text"]  # the chat's one request, in the last minute's figures
+    assert re.search(r"smollm2 +DEPLOYED +1 +0\.02 req/s +[\d.]+ tok/s +\d+ ms", top), top
+    assert "machine  CPU" in top and re.search(r"smollm2 +req/s [▁-█]+", top)
+    assert re.search(r"smollm2 +1 +\d+ +\d+", top)  # %kz usage: the user's row
+    assert seen["top_stopped"].out.strip() == "False"  # its stop button stopped the refresh
 
     assert seen["table_stopped"] and seen["log_ended"]
     assert seen["closed"].out.strip() == "[]", seen["closed"]

@@ -10,12 +10,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
-def reply_text(body: dict) -> str:
-    """The answer to a chat or completion request: its last user text, echoed."""
+def prompt_text(body: dict) -> str:
+    """A chat's last user text, or a completion's prompt."""
     if "messages" in body:
         users = [m.get("content") or "" for m in body["messages"] if m.get("role") == "user"]
-        return f"echo: {users[-1] if users else ''}"
-    return f"echo: {body.get('prompt', '')}"
+        return users[-1] if users else ""
+    return str(body.get("prompt", ""))
+
+
+def reply_text(body: dict) -> str:
+    """The answer to a chat or completion request: its last user text, echoed."""
+    return f"echo: {prompt_text(body)}"
+
+
+def usage_of(body: dict) -> dict:
+    """Token counts as this engine counts them: one token per word of prompt and reply."""
+    prompt, completion = len(prompt_text(body).split()), len(reply_text(body).split(" "))
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}  # fmt: skip
 
 
 class EchoHandler(BaseHTTPRequestHandler):
@@ -47,6 +59,7 @@ class EchoHandler(BaseHTTPRequestHandler):
                 | {
                     "object": "chat.completion" if chat else "text_completion",
                     "choices": [{"index": 0, "finish_reason": "stop", **choice}],
+                    "usage": usage_of(body),
                 },
             )
         self.send_response(200)
@@ -61,6 +74,10 @@ class EchoHandler(BaseHTTPRequestHandler):
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
             time.sleep(self.word_delay)
+        if (body.get("stream_options") or {}).get("include_usage"):
+            last = base | {"object": "chat.completion.chunk" if chat else "text_completion",
+                           "choices": [], "usage": usage_of(body)}  # fmt: skip
+            self.wfile.write(f"data: {json.dumps(last)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
 
     def _json(self, status: int, data: dict) -> None:

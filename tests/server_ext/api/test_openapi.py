@@ -36,7 +36,7 @@ def described() -> set[tuple[str, str]]:
 
 def test_the_description_lists_exactly_the_registered_routes():
     routes = registered()
-    assert len(routes) == 26  # 21 paths
+    assert len(routes) == 29  # 24 paths
     assert described() == routes, (described() - routes, routes - described())
 
 

@@ -9,6 +9,7 @@ import openai
 import psutil
 import pytest
 
+from tests.support.metric_samples import has_sample, samples
 from tests.support.rest_calls import QUESTION, error_of, json_of, post_json, wait_for_status
 
 pytestmark = pytest.mark.slow
@@ -70,10 +71,8 @@ async def test_deploy_chat_stop_through_rest_and_openai(
     # two users streaming at once: the engine queues the second request, and neither answer
     # is cut short (llama-cpp-python's server ends a stream early when another request waits,
     # unless told not to)
-    async def stream_events() -> list[dict]:
+    async def stream_events(body: dict) -> list[dict]:
         pieces: list[bytes] = []
-        body = {"model": "smollm2", "messages": QUESTION, "max_tokens": 24, "temperature": 0,
-                "stream": True}  # fmt: skip
         await post_json(jp_fetch, "kz/v1/chat/completions", body=body,
                         streaming_callback=pieces.append)  # fmt: skip
         data = [line[6:] for line in b"".join(pieces).decode().splitlines()
@@ -81,10 +80,34 @@ async def test_deploy_chat_stop_through_rest_and_openai(
         assert data[-1] == "[DONE]"
         return [json.loads(event) for event in data[:-1]]
 
-    for events in await asyncio.gather(stream_events(), stream_events()):
+    body = {"model": "smollm2", "messages": QUESTION, "max_tokens": 24, "temperature": 0,
+            "stream": True}  # fmt: skip
+    for events in await asyncio.gather(stream_events(body), stream_events(body)):
         assert events[-1]["choices"][0]["finish_reason"] in ("stop", "length"), events[-1]
         answer = "".join(e["choices"][0]["delta"].get("content") or "" for e in events)
         assert "Paris" in answer
+
+    # tokens come from the engine's usage: the proxy asks for it in every stream and takes it
+    # out again where the client did not ask; the engine's queue is read from its /metrics
+    async def scrape() -> str:
+        return (await jp_fetch("kz/metrics")).body.decode()
+
+    before = await scrape()
+    asked = await stream_events(body | {"stream_options": {"include_usage": True}})
+    usage = asked[-1]["usage"]
+    assert asked[-1]["choices"] == [] and usage["prompt_tokens"] > 10
+    assert all("usage" not in event for event in await stream_events(body))
+    after = await scrape()
+    tokens = {
+        kind: samples(after, f"kz_{kind}_tokens_total", deployment="smollm2")
+        - samples(before, f"kz_{kind}_tokens_total", deployment="smollm2")
+        for kind in ("prompt", "completion")
+    }
+    assert tokens["prompt"] == 2 * usage["prompt_tokens"]
+    assert tokens["completion"] > usage["completion_tokens"]
+    assert has_sample(after, "kz_engine_requests_waiting", deployment="smollm2",
+                      replica="smollm2-0")  # fmt: skip
+    assert has_sample(after, "kz_engine_requests_running", deployment="smollm2")
 
     # plain completions
     completion = json_of(
