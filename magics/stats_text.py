@@ -9,11 +9,11 @@ LEVELS = "▁▂▃▄▅▆▇█"
 
 
 def spark(values: list[float | None]) -> str:
-    """A series as a line of block characters, lowest to highest (a gap is a space)."""
+    """A series as a line of block characters, lowest to highest (no value: a dot)."""
     known = [v for v in values if v is not None]
     top = max(known, default=0) or 1
     return "".join(
-        " " if v is None else LEVELS[min(int(v / top * len(LEVELS)), len(LEVELS) - 1)]
+        "·" if v is None else LEVELS[min(int(v / top * len(LEVELS)), len(LEVELS) - 1)]
         for v in values
     )
 

@@ -1,5 +1,5 @@
 """What the proxy measures for every deployment and replica, and GET /kz/metrics, which serves
-it in Prometheus' text format (Jupyter auth, or the scrape token of c.KzApp.metrics_token)."""
+it in Prometheus' text format (to admins, or to the scrape token of c.KzApp.metrics_token)."""
 
 from __future__ import annotations
 
@@ -145,7 +145,11 @@ class MetricsHandler(KzAPIHandler):
     @web.authenticated
     @authorized
     async def _get_authenticated(self) -> None:
-        """The metrics, to a user Jupyter (or the hub) authenticated."""
+        """The metrics, to an admin Jupyter (or the hub) authenticated: they name every user
+        (the user of a personal server is its admin)."""
+        self.admin_or_403(
+            "read every user's metrics", "metrics", "your own figures are in %kz top and %kz usage"
+        )
         await self._write_metrics()
 
     async def _write_metrics(self) -> None:

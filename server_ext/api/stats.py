@@ -9,6 +9,7 @@ import json
 import time
 from collections import deque
 
+import psutil
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
@@ -28,6 +29,7 @@ class SampleHistory:
 
     def __init__(self) -> None:
         self.samples: deque[dict] = deque()
+        psutil.cpu_percent(interval=None)  # the first sample's CPU use counts from here
 
     def due(self, now: float) -> bool:
         """Whether a new sample is due (none taken in the last SAMPLE_INTERVAL)."""

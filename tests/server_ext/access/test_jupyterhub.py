@@ -2,11 +2,12 @@
 users, and kz as a managed service. alice deploys SmolLM2 shared with everyone and a private
 one; bob sees the shared one in `%kz ps` and chats with it from his own kernel, but cannot stop
 it; an admin can; the audit log shows who did what; bad tokens, other users' names, unknown
-groups and requests over the limits are refused clearly."""
+groups and requests over the limits are refused clearly; tokens are counted per user."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 from kz_jupyter.server_ext.access.hub_identity import TOKEN_CACHE_SECONDS
 from tests.support.jupyterhub_session import start_hub, stop_hub
 from tests.support.kernel_session import KernelSession
+from tests.support.metric_samples import samples
 
 pytestmark = pytest.mark.slow
 
@@ -101,12 +103,31 @@ def test_a_shared_deployment_across_users(hub, tokens):
         server + "api/kernels", json={"name": "python3"}, headers={"Authorization": f"token {bob}"}
     ).json()
     out = asyncio.run(bob_session(server, bob, kernel["id"]))
-    ps, chat, stop, stop_secret, deploy_taken = out
+    ps, chat, stop, stop_secret, deploy_taken, usage = out
     assert "smollm2" in ps and "alice" in ps and "all" in ps and "secret" not in ps, ps
     assert "Paris" in chat
     assert "Only its owner (alice) or an admin can stop 'smollm2'." in stop
     assert "No deployment named 'secret'" in stop_secret
     assert "taken by another user's deployment" in deploy_taken
+
+    # tokens per user and deployment: bob's chat, and one of alice's whose usage she saw
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    reply = hub.service("v1/chat/completions", alice, "POST", json={
+        "model": "secret", "messages": question, "max_tokens": 8, "temperature": 0
+    }).json()  # fmt: skip
+    assert re.search(r"bob +smollm2 +1 +\d+ +\d+", usage) and "alice" not in usage, usage
+    assert "(admins see every user)" in usage  # bob sees his own
+    rows = {
+        (r["user"], r["deployment"]): r for r in hub.service("api/usage", admin).json()["usage"]
+    }
+    assert set(rows) == {("alice", "secret"), ("bob", "smollm2")}
+    assert rows["alice", "secret"]["prompt_tokens"] == reply["usage"]["prompt_tokens"]
+    assert rows["alice", "secret"]["completion_tokens"] == reply["usage"]["completion_tokens"]
+    assert rows["bob", "smollm2"]["completion_tokens"] > 0  # his streamed chat, counted
+    refused = hub.service("metrics", bob)  # they name every user: for admins (and Prometheus)
+    assert refused.status_code == 403 and "%kz usage" in refused.json()["message"]
+    metrics = hub.service("metrics", admin).text
+    assert samples(metrics, "kz_completion_tokens_total", user="bob", deployment="smollm2") > 0
 
     # sharing with a group: carol (in research) sees it, bob does not; unknown groups refused
     unknown = hub.service("api/deployments/secret", alice, "PATCH", json={"share": "group:nope"})
@@ -138,6 +159,7 @@ def test_a_shared_deployment_across_users(hub, tokens):
         ("alice", "deploy-refused", "x"),
         ("bob", "deploy-refused", "big"),
         ("bob", "stop-refused", "smollm2"),
+        ("bob", "admin-refused", "metrics"),
         ("alice", "share", "secret"),
         ("admin", "stop", "smollm2"),
         ("alice", "stop", "secret"),
@@ -155,6 +177,7 @@ async def bob_session(server: str, token: str, kernel_id: str) -> list[str]:
         "%kz stop smollm2",
         "%kz stop secret",
         "%kz deploy smollm2 --name secret",
+        "%kz usage",
     ]
     texts = []
     async with KernelSession(server, token, kernel_id) as session:
