@@ -52,6 +52,12 @@ COMMANDS = """\
                                 (in a notebook: live until stopped)
 %kz stats NAME                  the same for one deployment
 %kz usage                       requests and tokens per user and deployment (admins: everyone)
+%kz batch NAME DATA "PROMPT {text}" [--column C] [--into COL] [--schema MODEL]
+                                [--max-tokens N] [--retry-errors]
+                                the prompt over every row of DATA (a DataFrame, Series or list
+                                in the notebook), as many at once as NAME's slots take, each
+                                answer kept on disk (a re-run asks only what is missing);
+                                --into adds the answers to the DataFrame as column COL
 %kz share NAME all|private|group:NAME   who else sees and uses it (owner or admin)
 %kz audit [--user U] [--limit N]       who deployed, stopped, shared what (admins)
 %kz models                      models here: size, format, quants, last use, deployments
@@ -98,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", add_help=False)
     commands.add_parser("top", add_help=False)
     commands.add_parser("usage", add_help=False)
+    rows = commands.add_parser("batch", add_help=False)
+    rows.add_argument("name")
+    rows.add_argument("data")
+    rows.add_argument("prompt")
+    rows.add_argument("--column")
+    rows.add_argument("--into")
+    rows.add_argument("--schema")
+    rows.add_argument("--max-tokens", type=int, default=256)
+    rows.add_argument("--retry-errors", action="store_true")
     stats = commands.add_parser("stats", add_help=False)
     stats.add_argument("name")
     add_rag_parser(commands)
@@ -200,6 +215,32 @@ class KzMagics(Magics):
 
     def _do_stats(self, args, cell) -> object:
         return self._do_top(args, cell, args.name)
+
+    def _do_batch(self, args, cell) -> object:
+        from kz_jupyter.batch import batch
+
+        namespace = self.shell.user_ns if self.shell else {}
+        data = self._named(namespace, args.data)
+        rows = data[args.column] if args.column else data
+        schema = self._named(namespace, args.schema) if args.schema else None
+        result = batch(rows, args.prompt, args.name, schema=schema, max_tokens=args.max_tokens,
+                       retry_errors=args.retry_errors, client=self.client)  # fmt: skip
+        if not args.into:
+            return result
+        if hasattr(data, "columns"):  # a DataFrame: its new columns
+            answers = result.rename(columns={"text": args.into, "error": f"{args.into}_error"})
+            for column in answers.columns:
+                data[column] = answers[column]
+            return data
+        namespace[args.into] = result
+        return result
+
+    @staticmethod
+    def _named(namespace: dict, name: str) -> object:
+        """A variable of the notebook, or a UsageError naming it."""
+        if name not in namespace:
+            raise UsageError(f"no variable named {name!r} in this notebook")
+        return namespace[name]
 
     def _do_usage(self, args, cell) -> None:
         print(format_usage(self.client.usage()))

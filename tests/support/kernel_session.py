@@ -120,6 +120,10 @@ class KernelSession:
             self.updates.append((content["comm_id"], state))
         return message
 
+    async def submit(self, code: str) -> None:
+        """Start running code and return at once (its outputs are not collected)."""
+        await self._connection.write_message(json.dumps(execute_request(code)))
+
     async def execute(self, code: str, timeout: float = 300) -> Outputs:
         """Run code; return its outputs once the kernel is idle again."""
         request = execute_request(code)
