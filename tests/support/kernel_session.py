@@ -26,10 +26,10 @@ WIDGET_TARGET = "jupyter.widget"
 
 
 def start_jupyter_server(
-    tmp_path: Path, app: str = "jupyter_server"
+    tmp_path: Path, app: str = "jupyter_server", args: tuple[str, ...] = ()
 ) -> tuple[str, str, subprocess.Popen]:
     """A `jupyter server` (app="jupyterlab": JupyterLab) on loopback with the kz extension
-    enabled by config; (url, token, process) once it answers."""
+    enabled by config, and more command-line args; (url, token, process) once it answers."""
     port, token = free_port("127.0.0.1"), secrets.token_hex(16)
     env = {
         **os.environ,
@@ -41,7 +41,7 @@ def start_jupyter_server(
         [sys.executable, "-m", app, "--no-browser", "--allow-root",
          "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
          f"--ServerApp.base_url={BASE_URL}", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={tmp_path}"],
+         f"--ServerApp.root_dir={tmp_path}", *args],
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}{BASE_URL}"
