@@ -12,6 +12,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Unicode
 
 from kz_jupyter.errors import KzError
+from kz_jupyter.magics.compare_text import format_comparison, format_figures, format_replies
 from kz_jupyter.magics.panel import in_kernel
 from kz_jupyter.magics.progress import DownloadBar
 from kz_jupyter.magics.rag_magics import add_rag_parser, run_rag
@@ -58,6 +59,11 @@ COMMANDS = """\
                                 in the notebook), as many at once as NAME's slots take, each
                                 answer kept on disk (a re-run asks only what is missing);
                                 --into adds the answers to the DataFrame as column COL
+%kz compare A B [C...] "PROMPT" [--max-tokens N]   one prompt streamed from each, side by side,
+                                with time to first token, tokens, tokens/s, length
+                                (%%kz compare A B: the cell body is the prompt)
+%kz compare A B --data DATA [--column C] "PROMPT {text}"   the prompt over every row on each
+                                (a batch each): answers side by side, latency and tokens each
 %kz share NAME all|private|group:NAME   who else sees and uses it (owner or admin)
 %kz audit [--user U] [--limit N]       who deployed, stopped, shared what (admins)
 %kz models                      models here: size, format, quants, last use, deployments
@@ -113,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     rows.add_argument("--schema")
     rows.add_argument("--max-tokens", type=int, default=256)
     rows.add_argument("--retry-errors", action="store_true")
+    versus = commands.add_parser("compare", add_help=False)
+    versus.add_argument("items", nargs="+", metavar="NAME... PROMPT")
+    versus.add_argument("--data")
+    versus.add_argument("--column")
+    versus.add_argument("--max-tokens", type=int, default=256)
     stats = commands.add_parser("stats", add_help=False)
     stats.add_argument("name")
     add_rag_parser(commands)
@@ -234,6 +245,41 @@ class KzMagics(Magics):
             return data
         namespace[args.into] = result
         return result
+
+    def _do_compare(self, args, cell) -> object:
+        names, prompt = (args.items, cell.strip()) if cell else (args.items[:-1], args.items[-1])
+        if len(names) < 2 or not prompt:
+            raise UsageError('name two deployments or more, then the prompt: %kz compare A B "..."')
+        options = {"max_tokens": args.max_tokens}
+        if args.data:
+            from kz_jupyter.batch import compare_rows
+
+            data = self._named(self.shell.user_ns if self.shell else {}, args.data)
+            rows = data[args.column] if args.column else data
+            comparison = compare_rows(names, rows, prompt, client=self.client, **options)
+            if in_kernel():
+                from kz_jupyter.magics.compare_panel import ComparisonPanel
+
+                return ComparisonPanel(comparison)
+            print(format_comparison(comparison))
+            return None
+        if in_kernel():
+            return self._compare_panel(names, prompt, options)
+        from kz_jupyter.batch import compare
+
+        print(format_replies(compare(names, prompt, client=self.client, **options)))
+        return None
+
+    def _compare_panel(self, names: list[str], prompt: str, options: dict) -> None:
+        """Stream into the panel's columns; then the figures also as text (what nbval keeps)."""
+        from IPython.display import display
+
+        from kz_jupyter.magics.compare_panel import ComparePanel
+
+        panel = ComparePanel(self.client, names, prompt, **options)
+        display(panel)
+        panel.wait()
+        print(format_figures(panel.replies))
 
     @staticmethod
     def _named(namespace: dict, name: str) -> object:

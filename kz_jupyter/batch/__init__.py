@@ -7,97 +7,15 @@ the rows not answered yet. With `schema=` (a pydantic model or a JSON schema) th
 in JSON of that shape and the result has one column per field; a row that does not fit keeps its
 error. The result: a DataFrame aligned with a pandas input (columns: the text or the fields,
 then `error`), else a list of dicts.
+
+`compare(["a", "b"], "prompt")` streams one prompt from several deployments at once;
+`compare_rows(["a", "b"], rows, "template {text}")` runs a batch on each, side by side.
 """
 
-from __future__ import annotations
+from kz_jupyter.batch.compare import Comparison, Reply, compare, compare_rows
+from kz_jupyter.batch.run import batch, result_of, rows_of, run_batch, slots_of
 
-from collections.abc import Iterable, Mapping
-from typing import Any
-
-from kz_jupyter.batch.cache import Answer, AnswerCache, answer_key
-from kz_jupyter.batch.requests import TEXT_FIELD, BatchSpec
-from kz_jupyter.batch.runner import Progress, Request, run_requests
-from kz_jupyter.client import KzClient
-from kz_jupyter.errors import KzError
-
-__all__ = ["batch", "slots_of"]
-
-
-def slots_of(record: dict) -> int:
-    """How many requests a deployment answers at once: its slots times its serving replicas."""
-    parallel = max(int((record.get("plan") or {}).get("parallel") or 1), 1)
-    serving = sum(r["status"] == "DEPLOYED" for r in record.get("replicas", []))
-    return parallel * max(serving, 1)
-
-
-def rows_of(inputs: Any) -> tuple[list[dict], Any]:
-    """The rows as dicts, and the index to give the result (None: a list result)."""
-    if hasattr(inputs, "to_dict") and hasattr(inputs, "columns"):  # a pandas DataFrame
-        return inputs.to_dict("records"), inputs.index
-    if hasattr(inputs, "to_list") and hasattr(inputs, "index"):  # a pandas Series
-        name = inputs.name if isinstance(inputs.name, str) else None
-        return [{TEXT_FIELD: v, **({name: v} if name else {})} for v in inputs], inputs.index
-    if isinstance(inputs, str | bytes) or not isinstance(inputs, Iterable):
-        raise KzError("Give the rows as a pandas Series or DataFrame, a list or an iterable.")
-    return [dict(v) if isinstance(v, Mapping) else {TEXT_FIELD: v} for v in inputs], None
-
-
-def result_of(spec: BatchSpec, answer: Answer) -> dict[str, Any]:
-    """One row's result: its values by column, then its error (None when it has none)."""
-    empty = dict.fromkeys(spec.fields())
-    if answer.error is not None:
-        return {**empty, "error": answer.error}
-    try:
-        return {**empty, **spec.read(answer.text or ""), "error": None}
-    except ValueError as error:
-        return {**empty, "error": f"the answer does not fit the schema: {error}"}
-
-
-def batch(
-    inputs: Any,
-    prompt: str,
-    deployment: str,
-    *,
-    schema: object = None,
-    system: str | None = None,
-    max_tokens: int = 256,
-    temperature: float = 0.0,
-    concurrency: int | None = None,
-    retry_errors: bool = False,
-    progress: bool = True,
-    client: KzClient | None = None,
-    **parameters: Any,
-) -> Any:
-    """Ask deployment the prompt template for every row (see the module's docstring);
-    `concurrency` caps the requests at once below the deployment's slots, `retry_errors` asks
-    again for rows whose last answer was an error, more keyword arguments go into each request
-    (seed, stop, top_p, ...)."""
-    client = client or KzClient()
-    record = client.deployment(deployment)
-    asked = {"max_tokens": max_tokens, "temperature": temperature, **parameters}
-    spec = BatchSpec(deployment, prompt, system, schema, asked)
-    rows, index = rows_of(inputs)
-    model = {"deployment": deployment, "model": record.get("model"),
-             "files": (record.get("plan") or {}).get("model_path")}  # fmt: skip
-    requests = [Request(answer_key(model, body), body)
-                for body in (spec.body(spec.prompt(row)) for row in rows)]  # fmt: skip
-    cache = AnswerCache()
-    try:
-        kept = {r.key: a for r in requests if (a := cache.get(r.key)) is not None}
-        if retry_errors:
-            kept = {key: a for key, a in kept.items() if a.error is None}
-        todo = list({r.key: r for r in requests if r.key not in kept}.values())
-        limit = min(slots_of(record), concurrency or slots_of(record))
-        unique = {r.key for r in requests}  # equal rows are asked once
-        bar = Progress(f"batch {deployment}", len(unique), len(unique & kept.keys()), progress)
-        url = client.openai_base_url + "/chat/completions"
-        headers = {"Authorization": f"token {client.connection.token}"}
-        answers = kept | run_requests(todo, url, headers, max(limit, 1), cache, bar)
-    finally:
-        cache.close()
-    results = [result_of(spec, answers[r.key]) for r in requests]
-    if index is None:
-        return results
-    import pandas  # a pandas input: pandas is there
-
-    return pandas.DataFrame(results, index=index, columns=[*spec.fields(), "error"])
+__all__ = [
+    "Comparison", "Reply", "batch", "compare", "compare_rows", "result_of", "rows_of",
+    "run_batch", "slots_of",
+]  # fmt: skip

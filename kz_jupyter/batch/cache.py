@@ -27,6 +27,7 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    seconds: float = 0.0  # from sending the request to its answer
 
 
 def answer_key(model: dict, body: dict) -> str:

@@ -63,22 +63,25 @@ def error_text(response: httpx.Response) -> str:
 
 async def ask(http: httpx.AsyncClient, url: str, request: Request) -> Answer:
     """One row's answer; a 429 waits its Retry-After and asks again; failures are answers."""
+    started = time.perf_counter()
     while True:
         try:
             response = await http.post(url, json=request.body)
         except httpx.HTTPError as error:
-            return Answer(error=f"no answer from the server: {type(error).__name__}: {error}")
+            return Answer(error=f"no answer from the server: {type(error).__name__}: {error}",
+                          seconds=time.perf_counter() - started)  # fmt: skip
         if response.status_code == 429:
             await asyncio.sleep(float(response.headers.get("Retry-After", RETRY_AFTER_DEFAULT)))
             continue
         if response.status_code >= 400:
-            return Answer(error=error_text(response))
+            return Answer(error=error_text(response), seconds=time.perf_counter() - started)
         data = response.json()
         usage = data.get("usage") or {}
         return Answer(
             text=data["choices"][0]["message"].get("content") or "",
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
+            seconds=time.perf_counter() - started,
         )
 
 
@@ -110,7 +113,8 @@ def run_requests(
     progress: Progress,
 ) -> dict[str, Answer]:
     """Send the requests from a thread of their own, keeping each answer on disk as it comes;
-    an interrupt (KeyboardInterrupt) stops them, keeps what was answered, and is raised again."""
+    an interrupt (KeyboardInterrupt, or any exception in the waiting thread) stops them, keeps
+    what was answered, and is raised again."""
     answers: dict[str, Answer] = {}
     loop = asyncio.new_event_loop()
 
@@ -135,14 +139,13 @@ def run_requests(
     try:
         while worker.is_alive():
             worker.join(0.1)
-    except KeyboardInterrupt:
+    except BaseException:  # interrupted (or the cell timed out): stop sending, keep the rest
         loop.call_soon_threadsafe(task.cancel)  # in-flight requests are closed: the engine stops
         worker.join()
         raise
     finally:
         progress.close()
-        if not worker.is_alive():
-            loop.close()
+        loop.close()
     if failures:
         raise failures[0]
     return answers

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import threading
 import time
@@ -18,7 +19,7 @@ import psutil
 import pydantic
 import pytest
 
-from kz_jupyter.batch import batch
+from kz_jupyter.batch import batch, compare, compare_rows
 from kz_jupyter.client import KzClient
 from kz_jupyter.client.connection import ServerConnection
 from tests.support.kernel_session import KernelSession, start_jupyter_server
@@ -31,7 +32,7 @@ TEMPLATE = "Is {text} an even or an odd number? Answer in one word."
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, smollm2_path):
     """A Jupyter server (its kernels share the test's answer cache) taking one request fewer at
     once than the slots, and a KzClient of it, with SmolLM2 deployed with SLOTS slots."""
     work = tmp_path_factory.mktemp("batch")
@@ -43,6 +44,8 @@ def served(tmp_path_factory):
     client.deploy("smollm2", name=NAME, parallel=SLOTS, context_length=512)
     record = client.wait(NAME)
     assert record["status"] == "DEPLOYED", record
+    client.deploy(str(smollm2_path), engine="echo", name="echo")  # a second one, to compare
+    assert client.wait("echo")["status"] == "DEPLOYED"
     yield url, token, client, process.pid
     process.terminate()
     process.wait(timeout=60)
@@ -68,7 +71,7 @@ def test_200_rows_at_most_the_slots_at_once_equal_to_one_by_one(served, capsys):
     def watch() -> None:  # the proxy's in-flight gauge, sampled while the batch runs
         while not done.is_set():
             seen.append(samples(metrics(url, token), "kz_requests_in_flight", deployment=NAME))
-            time.sleep(0.02)
+            time.sleep(0.1)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
@@ -129,6 +132,38 @@ def test_a_schema_batch_gives_typed_columns_and_per_row_errors(served):
     assert twice[0] == twice[1] and answered(url, token) - before == 1
 
 
+def test_compare_streams_a_prompt_from_each_and_runs_rows_on_each(served):
+    _, _, client, _ = served
+    grown: dict[str, list[str]] = {}
+
+    def grow(name: str, text: str) -> None:
+        grown.setdefault(name, []).append(text)
+
+    smol, echo = compare([NAME, "echo"], "Say hello.", max_tokens=8, client=client, on_text=grow)
+    assert echo.text == "echo: Say hello. " and echo.error is None
+    assert (echo.prompt_tokens, echo.completion_tokens) == (2, 3)  # the echo engine's usage
+    assert grown["echo"] == ["echo: ", "echo: Say ", "echo: Say hello. "]  # as it streamed
+    assert smol.text and 0 < smol.ttft < smol.seconds and 0 < smol.completion_tokens <= 8
+    assert smol.tokens_per_s > 0
+
+    numbers = pandas.Series(["1", "2", "3"], index=["a", "b", "c"])
+    side = compare_rows([NAME, "echo"], numbers, "Is {text} even? One word.", max_tokens=4,
+                        client=client, progress=False)  # fmt: skip
+    assert list(side.answers.columns) == [NAME, "echo"] and list(side.answers.index) == [
+        "a",
+        "b",
+        "c",
+    ]
+    assert side.answers["echo"]["b"] == "echo: Is 2 even? One word."
+    summary = {s["deployment"]: s for s in side.summary}
+    assert (summary["echo"]["rows"], summary["echo"]["errors"]) == (3, 0)
+    assert summary["echo"]["tokens_per_answer"] == 6 and summary[NAME]["latency_p50"] > 0
+
+    # a deployment that is not there: its column says so, the other answers
+    ghost = compare([NAME, "ghost"], "Hi", max_tokens=2, client=client)
+    assert ghost[0].error is None and ghost[1].error.startswith("HTTP 404: No deployment named")
+
+
 def kernel_pid(server_pid: int) -> int:
     """The one kernel process the server started."""
     (kernel,) = [
@@ -175,7 +210,8 @@ def test_a_kernel_killed_mid_batch_resumes_and_asks_no_row_twice(served):
         f"%kz batch {NAME} fruit 'What color is a {{name}}? One word.' --max-tokens 4 "
         "--into color\n"
         "print(fruit.columns.tolist(), fruit['color_error'].isna().all())\n"
-        "%kz batch ghost fruit '{name}'\n%kz batch batcher nothing '{text}'"
+        "%kz batch ghost fruit '{name}'\n%kz batch batcher nothing '{text}'\n"
+        f"%kz compare {NAME} echo 'Say hi.' --max-tokens 4\n%kz compare {NAME} 'Say hi.'"
     )
     out, magic_out = asyncio.run(
         run_killed_then_again(url, token, server_pid, code, before + 30, magic)
@@ -185,8 +221,11 @@ def test_a_kernel_killed_mid_batch_resumes_and_asks_no_row_twice(served):
     assert "['name', 'n', 'color', 'color_error'] True" in magic_out, magic_out
     assert "kz: No deployment named 'ghost'" in magic_out
     assert "kz: no variable named 'nothing' in this notebook" in magic_out
-    # each row answered once (and the magic's 2): those before the kill came from the disk
-    assert answered(url, token) - before == rows + 2
+    assert re.search(r"DEPLOYMENT +TTFT +TOKENS.*\nbatcher +\d+ ms +\d+ .*\necho +\d+ ms +3 ",
+                     magic_out), magic_out  # fmt: skip
+    assert "kz: name two deployments or more, then the prompt" in magic_out
+    # each row answered once (and the magics' 2 + 1): those before the kill came from the disk
+    assert answered(url, token) - before == rows + 3
     cancelled = samples(metrics(url, token), "kz_requests_total", deployment=NAME,
                         outcome="cancelled")  # fmt: skip
     assert cancelled <= SLOTS  # at most the requests in flight at the kill were cut
