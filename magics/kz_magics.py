@@ -62,7 +62,7 @@ COMMANDS = """\
 %kz compare A B [C...] "PROMPT" [--max-tokens N]   one prompt streamed from each, side by side,
                                 with time to first token, tokens, tokens/s, length
                                 (%%kz compare A B: the cell body is the prompt)
-%kz compare A B --data DATA [--column C] "PROMPT {text}"   the prompt over every row on each
+%kz compare A B "PROMPT {text}" --data DATA [--column C]   the prompt over every row on each
                                 (a batch each): answers side by side, latency and tokens each
 %kz share NAME all|private|group:NAME   who else sees and uses it (owner or admin)
 %kz audit [--user U] [--limit N]       who deployed, stopped, shared what (admins)
