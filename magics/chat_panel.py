@@ -1,5 +1,6 @@
 """`%kz chat NAME` with no prompt: a small chat widget that streams replies and keeps the
-conversation's history."""
+conversation's history; with `--rag INDEX`, each turn is grounded in the index (retrieving with
+the conversation so far) and shows its sources under the reply."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ BUBBLE = (
     "margin:4px 0;padding:4px 8px;border-radius:6px;white-space:pre-wrap;"
     "color:var(--jp-content-font-color1);border:1px solid var(--jp-border-color2);"
 )
+SOURCES = "margin:0 20% 6px 8px;font-size:var(--jp-ui-font-size0);color:var(--jp-ui-font-color2)"
 ROLE_STYLES = {
     "user": BUBBLE + "background:var(--jp-layout-color2);margin-left:20%",
     "assistant": BUBBLE + "background:var(--jp-layout-color1);margin-right:20%",
@@ -27,9 +29,19 @@ ROLE_STYLES = {
 class ChatPanel(TextRepr, widgets.VBox):
     """Chat with a deployment: type, send, watch the reply stream in; history is kept."""
 
-    def __init__(self, client: KzClient, name: str, max_tokens: int = 256, **params):
+    def __init__(
+        self,
+        client: KzClient,
+        name: str,
+        max_tokens: int = 256,
+        rag: str | None = None,
+        k: int = 5,
+        **params,
+    ):
         self._client, self.name, self.max_tokens, self.params = client, name, max_tokens, params
+        self.rag, self.k = rag, k
         self.messages: list[dict] = []
+        self.sources: dict[int, list[str]] = {}  # an assistant message's index: its sources
         self.errors: list[str] = []
         self._thread: threading.Thread | None = None
         self._history = widgets.HTML()
@@ -39,7 +51,8 @@ class ChatPanel(TextRepr, widgets.VBox):
         self._clear = widgets.Button(description="Clear", icon="trash")
         self._send.on_click(lambda _: self.send(self._input.value))
         self._clear.on_click(lambda _: self.clear())
-        title = widgets.HTML(f"<b>Chat with '{escape(name)}'</b>")
+        grounded = f" grounded in '{escape(rag)}'" if rag else ""
+        title = widgets.HTML(f"<b>Chat with '{escape(name)}'{grounded}</b>")
         controls = widgets.HBox([self._input, self._send, self._clear])
         super().__init__([title, self._history, controls])
         self._render()
@@ -68,15 +81,13 @@ class ChatPanel(TextRepr, widgets.VBox):
     def clear(self) -> None:
         """Forget the conversation."""
         if not self.busy:
-            self.messages, self.errors = [], []
+            self.messages, self.errors, self.sources = [], [], {}
             self._render()
 
     def _stream(self) -> None:
         reply = self.messages[-1]
         try:
-            chunks = self._client.chat(
-                self.name, self.messages[:-1], max_tokens=self.max_tokens, **self.params
-            )
+            chunks = self._reply_chunks()
             for text in chunks:
                 reply["content"] += text
                 self._render()
@@ -87,20 +98,41 @@ class ChatPanel(TextRepr, widgets.VBox):
             self._set_busy(False)
             self._render()
 
+    def _reply_chunks(self):
+        """The reply's text as it streams: plain, or grounded in the index (its sources
+        kept for the reply)."""
+        if not self.rag:
+            return self._client.chat(
+                self.name, self.messages[:-1], max_tokens=self.max_tokens, **self.params
+            )
+        from kz_jupyter import rag
+        from kz_jupyter.magics.rag_magics import source_lines
+
+        answer = rag.ask(self.rag, self.messages[-2]["content"], self.name, k=self.k,
+                         max_tokens=self.max_tokens, client=lambda: self._client,
+                         history=self.messages[:-2], **self.params)  # fmt: skip
+        self.sources[len(self.messages) - 1] = source_lines(answer)
+        return answer
+
     def _set_busy(self, busy: bool) -> None:
         self._send.disabled = self._clear.disabled = busy
         self._send.description = "..." if busy else "Send"
 
     def _render(self) -> None:
-        bubbles = [
-            f"<div style='{ROLE_STYLES[m['role']]}'>{escape(m['content']) or '&hellip;'}</div>"
-            for m in self.messages
-        ]
+        bubbles = []
+        for number, m in enumerate(self.messages):
+            content = escape(m["content"]) or "&hellip;"
+            bubbles.append(f"<div style='{ROLE_STYLES[m['role']]}'>{content}</div>")
+            if number in self.sources:
+                lines = "<br>".join(escape(line) for line in self.sources[number])
+                bubbles.append(f"<div style='{SOURCES}'>Sources:<br>{lines}</div>")
         bubbles += [f"<div style='{ROLE_STYLES['error']}'>{escape(e)}</div>" for e in self.errors]
         self._history.value = "".join(bubbles) or "<i>No messages yet.</i>"
 
     def text(self) -> str:
         """The conversation as text."""
-        lines = [f"Chat with '{self.name}'"]
-        lines += [f"{m['role']}: {m['content']}" for m in self.messages]
+        lines = [f"Chat with '{self.name}'" + (f" grounded in '{self.rag}'" if self.rag else "")]
+        for number, m in enumerate(self.messages):
+            lines.append(f"{m['role']}: {m['content']}")
+            lines += [f"  source {line}" for line in self.sources.get(number, [])]
         return "\n".join(lines + [f"error: {e}" for e in self.errors])

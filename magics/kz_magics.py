@@ -41,9 +41,11 @@ COMMANDS = """\
 %kz plan MODEL [options]        engine, files, context and memory fit, without deploying
 %kz pull MODEL [--revision R] [--redownload]   download the files for this machine
 %kz deploy MODEL [options]      deploy it and wait until it serves (options below)
-%kz chat NAME PROMPT... [--max-tokens N] [--temperature T]
+%kz chat NAME PROMPT... [--max-tokens N] [--temperature T] [--rag INDEX [-k K]]
                                 stream a reply (%%kz chat NAME: the cell body is the prompt;
-                                in a notebook, %kz chat NAME alone opens a chat widget)
+                                in a notebook, %kz chat NAME alone opens a chat widget);
+                                --rag: grounded in INDEX, each turn retrieving with the
+                                conversation so far, its sources shown
 %kz ps                          deployments (in a notebook: a live table with stop, restart, logs)
 %kz logs NAME [--lines N] [--follow]   the engine's log, issue lines marked with '!'
                                 (in a notebook: a live tail)
@@ -148,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("prompt", nargs="*")
     chat.add_argument("--max-tokens", type=int, default=256)
     chat.add_argument("--temperature", type=float)
+    chat.add_argument("--rag", metavar="INDEX")
+    chat.add_argument("-k", type=int, default=5)
     logs = commands.add_parser("logs", add_help=False)
     logs.add_argument("name")
     logs.add_argument("--lines", type=int, default=100)
@@ -386,9 +390,17 @@ class KzMagics(Magics):
         if not prompt and cell is None and in_kernel():
             from kz_jupyter.magics.chat_panel import ChatPanel
 
-            return ChatPanel(self.client, name, max_tokens=args.max_tokens, **options)
+            return ChatPanel(self.client, name, max_tokens=args.max_tokens, rag=args.rag,
+                             k=args.k, **options)  # fmt: skip
         if not prompt:
             raise UsageError(f"no prompt: %kz chat {name} PROMPT, or %%kz chat {name} + cell")
+        if args.rag:
+            from kz_jupyter import rag
+            from kz_jupyter.magics.rag_magics import print_answer
+
+            print_answer(rag.ask(args.rag, prompt, name, k=args.k, max_tokens=args.max_tokens,
+                                 client=lambda: self.client, **options))  # fmt: skip
+            return None
         messages = [{"role": "user", "content": prompt}]
         for text in self.client.chat(name, messages, max_tokens=args.max_tokens, **options):
             print(text, end="", flush=True)

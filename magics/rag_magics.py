@@ -119,10 +119,22 @@ def _ask(args, client) -> None:
         args.name, " ".join(args.text), args.deployment, k=args.k, hybrid=args.hybrid,
         max_tokens=args.max_tokens, client=client,
     )  # fmt: skip
+    print_answer(answer)
+
+
+def source_lines(answer) -> list[str]:
+    """The sources of a grounded answer, numbered as the model cites them."""
+    lines = [f"[{number}] {hit.chunk.source}, {hit.chunk.location} ({hit.chunk.heading})"
+             for number, hit in enumerate(answer.sources, start=1)]  # fmt: skip
+    if answer.prompt.dropped:
+        lines.append(f"({answer.prompt.dropped} more retrieved chunks did not fit the context)")
+    return lines
+
+
+def print_answer(answer) -> None:
+    """Stream a grounded answer into the cell, then its sources."""
     for text in answer:
         print(text, end="", flush=True)
     print("\nSources:")
-    for number, hit in enumerate(answer.sources, start=1):
-        print(f"  [{number}] {hit.chunk.source}, {hit.chunk.location} ({hit.chunk.heading})")
-    if answer.prompt.dropped:
-        print(f"  ({answer.prompt.dropped} more retrieved chunks did not fit the context)")
+    for line in source_lines(answer):
+        print(f"  {line}")

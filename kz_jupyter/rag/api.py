@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kz_jupyter.client import KzClient
+from kz_jupyter.rag.conversation import grounded_turn, retrieval_query
 from kz_jupyter.rag.embedders import ProgressCallback
 from kz_jupyter.rag.index import Hit, RagIndex, UpdateReport
-from kz_jupyter.rag.prompt import GroundedPrompt, grounded_prompt
+from kz_jupyter.rag.prompt import GroundedPrompt
 
 DEFAULT_CONTEXT = 2048  # a deployment whose plan does not say its context
 
@@ -70,12 +71,19 @@ def ask(
     hybrid: bool = False,
     max_tokens: int = 256,
     client: Callable[[], KzClient] | None = None,
+    history: list[dict] | None = None,
+    **params: object,
 ) -> Answer:
     """Retrieve k chunks for question, put those that fit the deployment's context in a
-    grounded prompt, and stream the deployment's answer."""
+    grounded prompt, and stream the deployment's answer. With history (the conversation so
+    far, as chat messages), the retrieval uses the user's recent turns too, and the earlier
+    turns that fit go into the prompt: a chat grounded in the index, turn after turn. More
+    keyword arguments (temperature, ...) go into the chat request."""
     kz = client() if client else KzClient()
     plan = kz.deployment(deployment).get("plan") or {}
-    hits = RagIndex(name, client=lambda: kz).search(question, k=k, hybrid=hybrid)
+    history = history or []
+    query = retrieval_query(history, question)
+    hits = RagIndex(name, client=lambda: kz).search(query, k=k, hybrid=hybrid)
     context = plan.get("context_length") or DEFAULT_CONTEXT
-    prompt = grounded_prompt(question, hits, context, max_tokens)
-    return Answer(prompt, kz.chat(deployment, prompt.messages, max_tokens=max_tokens))
+    prompt = grounded_turn(history, question, hits, context, max_tokens)
+    return Answer(prompt, kz.chat(deployment, prompt.messages, max_tokens=max_tokens, **params))

@@ -8,6 +8,7 @@ from tests.support.magics_run import run_session
 from tests.support.ragtools.corpus import generate_corpus
 
 pytestmark = pytest.mark.slow
+FOLLOW_UP = "What colour were its outer walls?"  # "its": what the conversation is about
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +25,21 @@ def transcript(tmp_path_factory):
         f"%kz rag index {corpus} --name records",
         "%kz deploy smollm2",
         f'%kz rag ask records "{question}" --deployment smollm2 -k 3 --max-tokens 48',
+        f'%kz chat smollm2 "{question}" --rag records -k 3 --max-tokens 48',
+        "from kz_jupyter import rag\n"
+        f"first = rag.ask('records', {question!r}, 'smollm2', k=3, max_tokens=24)\n"
+        f"history = [{{'role': 'user', 'content': {question!r}}},\n"
+        "           {'role': 'assistant', 'content': ''.join(first)}]\n"
+        f"follow = rag.ask('records', {FOLLOW_UP!r}, 'smollm2', k=3, max_tokens=24,\n"
+        "                  history=history)\n"
+        "print('answer:', ''.join(follow))\n"
+        "print('turn 2 source:', follow.sources[0].chunk.heading)\n"
+        f"print('alone:', rag.search('records', {FOLLOW_UP!r}, k=1)[0].chunk.heading)",
+        "from kz_jupyter.client import KzClient\n"
+        "from kz_jupyter.magics.chat_panel import ChatPanel\n"
+        "chat = ChatPanel(KzClient(), 'smollm2', rag='records', k=3, max_tokens=24)\n"
+        f"chat.send({question!r})\nchat.wait(120)\n"
+        f"chat.send({FOLLOW_UP!r})\nchat.wait(120)\nprint(chat.text())",
         "%kz rag search ghost anything",
         "%kz rag index /nonexistent/docs --name x",
         "%kz rag rm records",
@@ -36,7 +52,7 @@ def transcript(tmp_path_factory):
 
 def test_no_cell_shows_a_traceback(transcript):
     out, err, _, _ = transcript
-    assert sorted(out) == list(range(12))
+    assert sorted(out) == list(range(15))
     for number in out:
         assert "Traceback" not in out[number] + err[number], (number, out[number], err[number])
 
@@ -63,6 +79,18 @@ def test_ask_streams_an_answer_with_its_sources(transcript):
 
 def test_bad_requests_are_one_line_errors(transcript):
     out, err, _, _ = transcript
-    assert "kz: No index named 'ghost': create it with %kz rag index PATH." in err[7]
-    assert "kz: /nonexistent/docs does not exist." in err[8]
-    assert "Removed " in out[9] and "No indexes yet" in out[10]
+    assert "kz: No index named 'ghost': create it with %kz rag index PATH." in err[10]
+    assert "kz: /nonexistent/docs does not exist." in err[11]
+    assert "Removed " in out[12] and "No indexes yet" in out[13]
+
+
+def test_a_grounded_chat_retrieves_with_the_conversation_so_far(transcript):
+    out, _, heading, _ = transcript
+    answer, _, sources = out[7].partition("Sources:")  # %kz chat --rag: as %kz rag ask
+    assert answer.strip() and f"({heading})" in sources
+    # the follow-up alone finds another section; with the conversation, the one it is about
+    assert f"turn 2 source: {heading}" in out[8] and f"alone: {heading}" not in out[8], out[8]
+    # the chat widget: each reply with its sources, the second turn's about the same section
+    turns = out[9].split("\nuser: ")
+    assert len(turns) == 3 and "grounded in 'records'" in turns[0], out[9]
+    assert all("  source [1] " in turn and heading in turn for turn in turns[1:]), out[9]
