@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
 from kz_jupyter.planning.engine_contract import load_engines
+from kz_jupyter.server_ext.lifecycle.routing import DROPPED, DROPPED_RETRIES, RETRY_PAUSE
 from kz_jupyter.states import InstanceStatus
 
 # kz's name of a gauge -> its Prometheus name and help.
@@ -79,14 +80,21 @@ class EngineReadings:
     async def _read(
         self, client: httpx.AsyncClient, endpoint: str, names: dict[str, str]
     ) -> dict[str, float] | None:
-        """One replica's gauges, or None when it did not answer."""
-        try:
-            answer = await client.get(f"{endpoint}/metrics", timeout=READ_TIMEOUT)
-            answer.raise_for_status()
-        except httpx.HTTPError as error:
-            log.debug("engine metrics of %s unreadable: %s", endpoint, error)
-            return None
-        return engine_values(answer.text, names)
+        """One replica's gauges, or None when it did not answer (a kept-alive connection
+        the engine closed meanwhile is tried again on a fresh one)."""
+        for attempt in range(1 + DROPPED_RETRIES):
+            try:
+                answer = await client.get(f"{endpoint}/metrics", timeout=READ_TIMEOUT)
+                answer.raise_for_status()
+                return engine_values(answer.text, names)
+            except DROPPED as error:
+                log.debug("engine metrics of %s: connection dropped (%s), again", endpoint, error)
+                await asyncio.sleep(RETRY_PAUSE * attempt)
+            except httpx.HTTPError as error:
+                log.warning("engine metrics of %s unreadable: %s", endpoint, error)
+                return None
+        log.warning("engine metrics of %s: the engine dropped every connection", endpoint)
+        return None
 
     def of(self, deployment: str) -> dict[str, float]:
         """A deployment's gauges over its replicas: requests summed, KV-cache use the highest."""

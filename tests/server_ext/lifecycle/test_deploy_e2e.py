@@ -105,8 +105,13 @@ async def test_deploy_chat_stop_through_rest_and_openai(
     }
     assert tokens["prompt"] == 2 * usage["prompt_tokens"]
     assert tokens["completion"] > usage["completion_tokens"]
+    for _ in range(20):  # read from the engine at most once a second
+        if has_sample(after, "kz_engine_requests_waiting", deployment="smollm2"):
+            break
+        await asyncio.sleep(0.25)
+        after = await scrape()
     assert has_sample(after, "kz_engine_requests_waiting", deployment="smollm2",
-                      replica="smollm2-0")  # fmt: skip
+                      replica="smollm2-0"), after  # fmt: skip
     assert has_sample(after, "kz_engine_requests_running", deployment="smollm2")
 
     # plain completions
