@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from kz_jupyter.batch.cache import Answer, AnswerCache
+from kz_jupyter.client.rest_client import error_message
 
 RETRY_AFTER_DEFAULT = 1.0  # seconds, when a 429 says none
 TIMEOUT = httpx.Timeout(600.0, connect=30.0)
@@ -50,17 +51,6 @@ class Progress:
         self._bar.close()
 
 
-def error_text(response: httpx.Response) -> str:
-    """The message of an error answer (OpenAI's form or Jupyter's), with its status."""
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP {response.status_code}: {response.text[:200]}"
-    error = body.get("error") if isinstance(body, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    return f"HTTP {response.status_code}: {message or body}"
-
-
 async def ask(http: httpx.AsyncClient, url: str, request: Request) -> Answer:
     """One row's answer; a 429 waits its Retry-After and asks again; failures are answers."""
     started = time.perf_counter()
@@ -74,7 +64,8 @@ async def ask(http: httpx.AsyncClient, url: str, request: Request) -> Answer:
             await asyncio.sleep(float(response.headers.get("Retry-After", RETRY_AFTER_DEFAULT)))
             continue
         if response.status_code >= 400:
-            return Answer(error=error_text(response), seconds=time.perf_counter() - started)
+            message = f"HTTP {response.status_code}: {error_message(response)}"
+            return Answer(error=message, seconds=time.perf_counter() - started)
         data = response.json()
         usage = data.get("usage") or {}
         return Answer(

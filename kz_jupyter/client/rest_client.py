@@ -17,7 +17,7 @@ from kz_jupyter.states import DeploymentStatus
 WAIT_POLL_SECONDS = 0.1
 
 
-def _error_message(response: httpx.Response) -> str:
+def error_message(response: httpx.Response) -> str:
     """Pull the human message out of an error response (Jupyter or OpenAI form)."""
     try:
         body = response.json()
@@ -54,7 +54,7 @@ class KzClient:
         except httpx.HTTPError as error:
             raise KzError(f"Cannot reach the kz server at {url}: {error}") from None
         if response.status_code >= 400:
-            raise KzError(_error_message(response))
+            raise KzError(error_message(response))
         return response.json()
 
     def hardware(self, engines: bool = True) -> dict:
@@ -183,7 +183,7 @@ class KzClient:
             with self._http.stream("GET", url, params=params, timeout=None) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise KzError(_error_message(response))
+                    raise KzError(error_message(response))
                 for line in response.iter_lines():
                     if stop is not None and stop.is_set():
                         return
@@ -259,7 +259,7 @@ class KzClient:
         try:
             yield
         except openai.APIStatusError as error:
-            raise KzError(_error_message(error.response)) from None
+            raise KzError(error_message(error.response)) from None
         except openai.APIConnectionError as error:
             raise KzError(f"Cannot reach {self.openai_base_url}: {error}") from None
 

@@ -82,7 +82,7 @@ class StatsHandler(KzAPIHandler):
                 "t": now,
                 "machine": machine.to_dict(),
                 "deployments": {
-                    d.name: {"in_flight": sum(r.outstanding for r in d.replicas),
+                    d.name: {"in_flight": d.in_flight,
                              **metrics.engines.of(d.name)}
                     for d in every
                 },
@@ -113,7 +113,7 @@ class StatsHandler(KzAPIHandler):
             "engine": deployment.plan.engine if deployment.plan else None,
             "replicas": f"{ready}/{len(deployment.replicas)}",
             "memory": memory,
-            "in_flight": sum(r.outstanding for r in deployment.replicas),
+            "in_flight": deployment.in_flight,
             "engine_gauges": self.settings["kz_metrics"].engines.of(deployment.name),
             "now": window.now(deployment.name, now),
             "series": window.series(deployment.name, span, step, now),

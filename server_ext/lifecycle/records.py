@@ -102,6 +102,11 @@ class Deployment:
         )
         self.transition(status, f"{code.value}: {message}")
 
+    @property
+    def in_flight(self) -> int:
+        """Requests its replicas are answering now."""
+        return sum(r.outstanding for r in self.replicas)
+
     def adapters(self) -> dict[str, str]:
         """The LoRA adapters it serves beside its model, by name."""
         return self.plan.lora_adapters if self.plan else {}

@@ -195,7 +195,7 @@ class Room:
 
     def _why_kept(self, deployment: Deployment, may_unload: MayUnload) -> str:
         """Why a loaded deployment is not unloaded to make room."""
-        serving = sum(r.outstanding for r in deployment.replicas)
+        serving = deployment.in_flight
         if deployment.status is not DeploymentStatus.DEPLOYED:
             return f"is {deployment.status.value}"
         if serving:

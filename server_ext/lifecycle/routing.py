@@ -67,7 +67,7 @@ class Router:
     ) -> AsyncIterator[httpx.Response]:
         """Send a request with send(replica) and hold the replica while the response is read;
         RouteRefused when none can take it."""
-        in_flight = sum(r.outstanding for r in deployment.replicas)
+        in_flight = deployment.in_flight
         if self.max_requests and in_flight >= self.max_requests:
             raise RouteRefused(
                 429,
