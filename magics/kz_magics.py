@@ -66,6 +66,8 @@ COMMANDS = """\
                                 (%%kz compare A B: the cell body is the prompt)
 %kz compare A B "PROMPT {text}" --data DATA [--column C]   the prompt over every row on each
                                 (a batch each): answers side by side, latency and tokens each
+%kz ai                          each deployment as an alias of jupyter-ai's magics:
+                                %%ai kz-NAME asks it (loads jupyter_ai_magic_commands)
 %kz share NAME all|private|group:NAME   who else sees and uses it (owner or admin)
 %kz audit [--user U] [--limit N]       who deployed, stopped, shared what (admins)
 %kz models                      models here: size, format, quants, last use, deployments
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", add_help=False)
     commands.add_parser("top", add_help=False)
     commands.add_parser("usage", add_help=False)
+    commands.add_parser("ai", add_help=False)
     rows = commands.add_parser("batch", add_help=False)
     rows.add_argument("name")
     rows.add_argument("data")
@@ -291,6 +294,16 @@ class KzMagics(Magics):
         if name not in namespace:
             raise UsageError(f"no variable named {name!r} in this notebook")
         return namespace[name]
+
+    def _do_ai(self, args, cell) -> None:
+        from kz_jupyter.magics.jupyter_ai_aliases import (
+            format_aliases,
+            jupyter_ai_magics,
+            register_aliases,
+        )
+
+        ai_magics = jupyter_ai_magics(self.shell)  # before connecting: is jupyter-ai here?
+        print(format_aliases(register_aliases(ai_magics, self.client)))
 
     def _do_usage(self, args, cell) -> None:
         print(format_usage(self.client.usage()))

