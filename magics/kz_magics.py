@@ -13,7 +13,7 @@ from traitlets import Unicode
 
 from kz_jupyter.errors import KzError
 from kz_jupyter.magics.compare_text import format_comparison, format_figures, format_replies
-from kz_jupyter.magics.panel import in_kernel
+from kz_jupyter.magics.panel import in_kernel, shown
 from kz_jupyter.magics.progress import DownloadBar
 from kz_jupyter.magics.rag_magics import add_rag_parser, run_rag
 from kz_jupyter.magics.stats_text import format_stats, format_usage
@@ -216,12 +216,12 @@ class KzMagics(Magics):
     def _do_hw(self, args, cell) -> object:
         from kz_jupyter.magics.hardware_panel import HardwarePanel
 
-        return HardwarePanel(self.client, live=in_kernel())
+        return shown(HardwarePanel(self.client, live=in_kernel()))
 
     def _do_ps(self, args, cell) -> object:
         from kz_jupyter.magics.deployments_panel import DeploymentsPanel
 
-        return DeploymentsPanel(self.client, live=in_kernel())
+        return shown(DeploymentsPanel(self.client, live=in_kernel()))
 
     def _do_top(self, args, cell, name: str | None = None) -> object:
         if in_kernel():

@@ -74,6 +74,15 @@ def in_kernel() -> bool:
     return shell is not None and "IPKernelApp" in shell.config
 
 
+def shown(panel: TextRepr) -> TextRepr | None:
+    """A panel to display in a notebook; elsewhere (a terminal, `ipython script.ipy`, where a
+    returned value is not shown) its text is printed."""
+    if in_kernel():
+        return panel
+    print(panel.text())
+    return None
+
+
 STATUS_COLORS = {
     "DEPLOYED": "#1a7f37",
     "FAILED": "#cf222e",

@@ -7,11 +7,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kz_jupyter.errors import KzError
+from kz_jupyter.magics.panel import shown
 from kz_jupyter.magics.progress import DownloadBar
 from kz_jupyter.magics.text import format_table
 
 if TYPE_CHECKING:
     from kz_jupyter.client import KzClient
+    from kz_jupyter.rag.index import UpdateReport
 
 USAGE = """\
 %kz rag index PATH... --name N [--model M]   index documents (again: only what changed);
@@ -72,13 +74,20 @@ def _index(args, client) -> None:
         report = rag.index(args.paths, args.name, args.model, progress=bar.update, client=client)
     finally:
         bar.close()
-    print(
-        f"'{args.name}': {report.chunks} chunks from {len(report.added) + len(report.changed)} "
+    print(format_update(args.name, report))
+
+
+def format_update(name: str, report: UpdateReport) -> str:
+    """What an index update did: counts, the files gone since (deleted, or no longer on disk),
+    and each file skipped with why."""
+    lines = [
+        f"'{name}': {report.chunks} chunks from {len(report.added) + len(report.changed)} "
         f"new or changed files ({len(report.unchanged)} unchanged, {len(report.removed)} "
         f"removed), {report.embedded} embedded in {report.seconds:.1f} s"
-    )
-    for source, why in report.skipped.items():
-        print(f"  skipped {source}: {why}")
+    ]
+    lines += [f"  removed {source}: no longer on disk" for source in report.removed]
+    lines += [f"  skipped {source}: {why}" for source, why in report.skipped.items()]
+    return "\n".join(lines)
 
 
 def _list(args, client) -> None:
@@ -109,7 +118,7 @@ def _search(args, client):
 
     query = " ".join(args.text)
     hits = rag.search(args.name, query, k=args.k, hybrid=args.hybrid, client=client)
-    return SearchTable(args.name, query, hits, hybrid=args.hybrid)
+    return shown(SearchTable(args.name, query, hits, hybrid=args.hybrid))
 
 
 def _ask(args, client) -> None:

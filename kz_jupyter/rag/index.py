@@ -176,10 +176,14 @@ class RagIndex:
         for source in self.files:
             if source not in documents and (source in paths or source.startswith(under)):
                 report.removed.append(source)
-        for source in self.files:  # files indexed from other paths stay as they are
-            if source not in documents and source not in report.removed:
+        for source in self.files:  # files indexed from other paths stay while they exist
+            if source in documents or source in report.removed:
+                continue
+            if Path(source).exists():
                 keep.append(source)
                 new_files[source] = self.files[source]
+            else:
+                report.removed.append(source)
         if not new_files:
             reasons = "; ".join(f"{k}: {v}" for k, v in report.skipped.items())
             raise RagError(f"Nothing could be indexed ({reasons}).")
@@ -198,7 +202,9 @@ class RagIndex:
             "kind": "hnsw" if len(self.chunks) > APPROXIMATE_ABOVE else "flat",
             "chunks": len(self.chunks),
             "files": len(self.files),
-            "paths": sorted(set(self.meta.get("paths", [])) | set(paths)),
+            "paths": sorted(
+                {p for p in self.meta.get("paths", []) if Path(p).exists()} | set(paths)
+            ),
             "created": self.meta.get("created", time.time()),
             "updated": time.time(),
         }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -68,3 +71,17 @@ def test_errors_are_one_clear_line(transcript):
     assert "kz: argument command: invalid choice: 'frobnicate'" in err[11]
     assert "kz: the following arguments are required: model" in err[12]
     assert "kz: cannot parse the line" in err[13]
+
+
+def test_a_terminal_script_prints_what_the_panels_show(tmp_path):
+    script = tmp_path / "state.ipy"  # in `ipython script.ipy` a returned value is not shown
+    script.write_text("%load_ext kz_jupyter\n%kz hw\n%kz ps\n")
+    env = {**os.environ, "KZ_STATE_DIR": str(tmp_path / "state"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}  # fmt: skip
+    env.pop("KZ_SERVER_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "IPython", "--quick", str(script)], capture_output=True,
+        text=True, timeout=300, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert "CPU" in done.stdout and "RAM" in done.stdout, done.stdout + done.stderr
+    assert "No deployments" in done.stdout

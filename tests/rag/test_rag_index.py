@@ -4,17 +4,29 @@ recall@5 of known answer chunks, incremental re-index, persistence, bad input.""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
 import nbformat
 import pytest
 
+from kz_jupyter.magics.rag_magics import format_update
 from kz_jupyter.rag.chunks import chunk_sections
 from kz_jupyter.rag.documents import DocumentError, find_documents, read_sections
 from kz_jupyter.rag.index import RagError, RagIndex, list_indexes, remove_index
 from tests.support.model_files import fill_disk
 from tests.support.ragtools.corpus import generate_corpus
+
+KEEPER = (
+    "# The lighthouse keeper\n\nThe keeper of the northern lighthouse climbed the stairs every "
+    "evening at dusk, trimmed the wick, polished the lens and wrote the weather into the log book. "
+    "In the winter storms the waves reached the gallery and the keeper stayed awake through the "
+    "night to keep the lamp burning. The lamp's burner carries the maker's stamp ZK4471Q. When the "
+    "fog came in, the keeper rang the bell every thirty seconds until the fishing boats had "
+    "returned to the harbour.\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +132,50 @@ def test_reindex_skips_unchanged_files_and_drops_deleted_ones(built, corpus, tmp
     assert again.embedded == 1 and again.chunks == first.chunks - 18 + 1
     hits = RagIndex("small", root).search("When was the pier of Nowhere rebuilt?", k=1)
     assert "2001" in hits[0].chunk.text
+
+
+def test_reindexing_under_the_same_name_drops_sources_gone_from_disk(built, corpus, tmp_path):
+    _, _, root, _ = built
+    folder, _ = corpus
+    old, new = tmp_path / "old", tmp_path / "new"
+    for place, doc in ((old, "volume-01.md"), (new, "volume-02.md")):
+        place.mkdir()
+        (place / doc).write_text((folder / doc).read_text())
+    RagIndex("seeds", root).update([old])
+    shutil.rmtree(old)
+    report = RagIndex("seeds", root).update([new])  # the same name, another folder
+    assert report.removed == [str(old / "volume-01.md")], report
+    assert report.added == [str(new / "volume-02.md")]
+    seeds = RagIndex("seeds", root)
+    assert {c.source for c in seeds.chunks} == {str(new / "volume-02.md")}
+    assert seeds.meta["paths"] == [str(new)]
+    summary = format_update("seeds", report)
+    assert "1 removed" in summary and f"removed {old}/volume-01.md: no longer on disk" in summary
+
+
+def test_hybrid_search_finds_what_only_the_keywords_find(built, corpus, tmp_path):
+    _, _, root, _ = built
+    shutil.copytree(root / "records", root / "keywords")  # the corpus, embedded once
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "keeper.md").write_text(KEEPER)
+    index = RagIndex("keywords", root)
+    assert index.update([extra]).embedded == 1
+    question = "ZK4471Q pier repairs"  # the vectors go to the piers; one passage has the stamp
+    assert not any("ZK4471Q" in h.chunk.text for h in index.search(question, k=5))
+    assert any("ZK4471Q" in h.chunk.text for h in index.search(question, k=5, hybrid=True))
+
+
+def test_a_terminal_script_prints_the_search(built, tmp_path):
+    _, _, root, _ = built
+    script = tmp_path / "search.ipy"  # in `ipython script.ipy` a returned value is not shown
+    script.write_text('%load_ext kz_jupyter\n%kz rag search records "stone bridge of Tembrook"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "IPython", "--quick", str(script)], capture_output=True,
+        text=True, timeout=120, env={**os.environ, "KZ_RAG_DIR": str(root)},
+    )  # fmt: skip
+    assert "5 chunks of 'records'" in done.stdout, done.stdout + done.stderr
+    assert "The stone bridge of Tembrook" in done.stdout
 
 
 def test_an_index_persists_and_answers_in_another_process(built):
