@@ -60,6 +60,7 @@ class Router:
         self.engine_failed = engine_failed  # a replica failed a request: check the engines now
         self.log = log
         self.max_requests = max_requests  # per deployment; 0: no limit
+        self._waiting: dict[str, int] = {}  # per deployment: requests waiting for it to load
 
     @contextlib.asynccontextmanager
     async def send(
@@ -67,7 +68,8 @@ class Router:
     ) -> AsyncIterator[httpx.Response]:
         """Send a request with send(replica) and hold the replica while the response is read;
         RouteRefused when none can take it."""
-        in_flight = deployment.in_flight
+        name = deployment.name
+        in_flight = deployment.in_flight + self._waiting.get(name, 0)
         if self.max_requests and in_flight >= self.max_requests:
             raise RouteRefused(
                 429,
@@ -76,9 +78,16 @@ class Router:
                 "rate_limit_error", "too_many_requests", RETRY_AFTER_SECONDS,
             )  # fmt: skip
         idle = self.idle
-        if deployment.status is DeploymentStatus.UNLOADED or idle.is_loading(deployment.name):
-            await idle.load(deployment)  # an idle-unloaded deployment: load it, then answer
+        if deployment.status is DeploymentStatus.UNLOADED or idle.is_loading(name):
+            # An idle-unloaded deployment: load it, then answer. The requests waiting for the
+            # load count against the limit as those at a replica do.
+            self._waiting[name] = self._waiting.get(name, 0) + 1
+            try:
+                await idle.load(deployment)
+            finally:
+                self._waiting[name] -= 1
         idle.touch(deployment)
+        # no await from here until the replica counts the request (in _connect)
         replica, upstream = await self._connect(deployment, send)
         try:
             yield upstream
