@@ -4,14 +4,16 @@ progress, verification, offline reuse, memory fit, and bad input."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from kz_jupyter.deploy_options import EngineOptions
-from kz_jupyter.models.hub import HubError, HubSettings, search_hub
+from kz_jupyter.models.hub import HubError, HubSettings, RemoteFile, search_hub
 from kz_jupyter.models.local_files import ModelNotFoundError
 from kz_jupyter.models.references import ModelReferenceError, parse_reference
 from kz_jupyter.models.sources import open_source
+from kz_jupyter.models.verification import verify_files
 from kz_jupyter.planning.engine_environments import EngineEnvironments
 from kz_jupyter.planning.hardware import probe_hardware
 from kz_jupyter.planning.machine import GpuInfo, HardwareProfile
@@ -163,6 +165,27 @@ def test_truncated_file_must_be_downloaded_again(hub_env):
     assert error.value.code is ErrorCode.MUST_REDOWNLOAD
     plan, source = prepare(TINY, machine(64 * GIB), hub_env)
     assert fetch(plan, source, redownload=True).model_path == path
+
+
+def test_a_corrupt_file_of_the_right_size_must_be_downloaded_again(hub_env):
+    plan, source = prepare(TINY, machine(64 * GIB), hub_env)
+    path = Path(fetch(plan, source).model_path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte flipped: the size is right, only the hash tells
+    path.write_bytes(bytes(data))
+    plan, source = prepare(TINY, machine(64 * GIB), hub_env)
+    with pytest.raises(ModelNotFoundError, match="does not match its hash") as error:
+        fetch(plan, source)
+    assert error.value.code is ErrorCode.MUST_REDOWNLOAD and "--redownload" in str(error.value)
+
+
+def test_a_file_the_hub_gives_no_hash_for_is_checked_by_its_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("KZ_CACHE_DIR", str(tmp_path / "kz-cache"))
+    (tmp_path / "notes.txt").write_text("any text")
+    unhashed = RemoteFile("notes.txt", len("any text"))
+    assert verify_files(tmp_path, [unhashed]) == []  # its content cannot be checked
+    longer = RemoteFile("notes.txt", 100)
+    assert [p.reason for p in verify_files(tmp_path, [longer])] == ["8 bytes, expected 100"]
 
 
 def test_over_size_model_is_refused_with_oom_and_suggestions(hub_env):
