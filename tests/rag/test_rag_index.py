@@ -3,6 +3,7 @@ recall@5 of known answer chunks, incremental re-index, persistence, bad input.""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -164,6 +165,29 @@ def test_hybrid_search_finds_what_only_the_keywords_find(built, corpus, tmp_path
     question = "ZK4471Q pier repairs"  # the vectors go to the piers; one passage has the stamp
     assert not any("ZK4471Q" in h.chunk.text for h in index.search(question, k=5))
     assert any("ZK4471Q" in h.chunk.text for h in index.search(question, k=5, hybrid=True))
+
+
+def test_a_large_index_is_approximate_and_finds_what_the_exact_one_finds(
+    built, corpus, tmp_path, monkeypatch
+):
+    exact, _, root, _ = built
+    _, questions = corpus
+    module = importlib.import_module("kz_jupyter.rag.index")  # rag.index is also a function
+    monkeypatch.setattr(module, "APPROXIMATE_ABOVE", 100)  # 20k chunks, scaled down
+    shutil.copytree(root / "records", root / "approx")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "keeper.md").write_text(KEEPER)
+    approx = RagIndex("approx", root)
+    approx.update([extra])  # rebuilt with one more file: now over the threshold
+    assert approx.meta["kind"] == "hnsw" and type(approx._faiss).__name__ == "IndexHNSWFlat"
+    assert RagIndex("approx", root).meta["kind"] == "hnsw"  # and so it is written
+    found = total = 0
+    for question, _, _ in questions:
+        wanted = {(h.chunk.source, h.chunk.location) for h in exact.search(question, k=5)}
+        got = {(h.chunk.source, h.chunk.location) for h in approx.search(question, k=5)}
+        found, total = found + len(wanted & got), total + len(wanted)
+    assert found / total >= 0.95, found / total  # recall of HNSW against exact search
 
 
 def test_a_terminal_script_prints_the_search(built, tmp_path):
