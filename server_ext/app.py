@@ -22,6 +22,7 @@ from kz_jupyter.server_ext.api.deployments import API_HANDLERS
 from kz_jupyter.server_ext.api.engines import ENGINE_HANDLERS, EngineInstalls
 from kz_jupyter.server_ext.api.metrics import METRICS_HANDLERS, ProxyMetrics
 from kz_jupyter.server_ext.api.models import MODEL_HANDLERS
+from kz_jupyter.server_ext.api.open_answers import OpenAnswers
 from kz_jupyter.server_ext.api.openai_proxy import PROXY_HANDLERS
 from kz_jupyter.server_ext.api.openapi import OPENAPI_HANDLERS
 from kz_jupyter.server_ext.api.stats import STATS_HANDLERS, SampleHistory
@@ -276,6 +277,7 @@ class KzApp(ExtensionApp):
             kz_engine_installs=EngineInstalls(self.controller.environments),
             kz_audit=audit,
             kz_metrics=ProxyMetrics(enabled=self.proxy_metrics),
+            kz_open_answers=OpenAnswers(),
             kz_samples=SampleHistory(),
             kz_metrics_token=self.metrics_token,
             kz_policy=DeployPolicy(
@@ -317,6 +319,10 @@ class KzApp(ExtensionApp):
         self.handlers.append((r"/kz/(?:api|v1)/.*", UnknownRouteHandler))
 
     async def stop_extension(self) -> None:
-        """Stop every deployment when the server stops: no engine outlives it."""
+        """End the answers under way with an error their clients read, then stop every
+        deployment: no engine outlives the server."""
+        ended = await self.settings["kz_open_answers"].end_all()
+        if ended:
+            self.log.info("kz: %d answers under way ended: the server is stopping", ended)
         await self.controller.shutdown()
         await self.http_client.aclose()

@@ -16,6 +16,7 @@ from kz_jupyter.planning.engine_contract import load_engines, requested_features
 from kz_jupyter.server_ext.access.sharing import can_see
 from kz_jupyter.server_ext.api.base import KzAPIHandler
 from kz_jupyter.server_ext.api.metrics import outcome_of
+from kz_jupyter.server_ext.api.open_answers import SHUTDOWN_CODE, SHUTDOWN_MESSAGE
 from kz_jupyter.server_ext.api.request_window import FinishedRequest
 from kz_jupyter.server_ext.api.token_usage import UsageTap, asking_for_usage
 from kz_jupyter.server_ext.lifecycle.routing import RouteRefused
@@ -46,14 +47,21 @@ GENERATOR_REFUSALS = {
 }
 
 
+def error_body(message: str, error_type: str, code: str) -> str:
+    """An error in the OpenAI wire format."""
+    return json.dumps({"error": {"message": message, "type": error_type, "code": code}})
+
+
 class OpenAIErrorMixin:
     """Answer errors in the OpenAI wire format, so OpenAI clients show the message."""
 
-    def openai_error(self, status: int, message: str, error_type: str, code: str) -> None:
-        """Finish the request with an OpenAI-style error body."""
+    def openai_error(self, status: int, message: str, error_type: str, code: str):
+        """Finish the request with an OpenAI-style error body (nothing when it was ended)."""
+        if self._finished:  # ended meanwhile, by the server stopping
+            return None
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": {"message": message, "type": error_type, "code": code}}))
+        return self.finish(error_body(message, error_type, code))
 
 
 class ModelsHandler(OpenAIErrorMixin, KzAPIHandler):
@@ -123,12 +131,13 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
         in_flight = self.settings["kz_metrics"].in_flight.labels(deployment.name)
         in_flight.inc()
         try:
-            async with self.controller.router.send(
-                deployment, lambda replica: self._connect(replica, content)
-            ) as upstream:
-                overhead = (self.sent - self.started) * 1000
-                self.set_header(OVERHEAD_HEADER, f"{overhead:.2f}")
-                await self._relay(upstream)
+            with self.settings["kz_open_answers"].held(self):
+                async with self.controller.router.send(
+                    deployment, lambda replica: self._connect(replica, content)
+                ) as upstream:
+                    overhead = (self.sent - self.started) * 1000
+                    self.set_header(OVERHEAD_HEADER, f"{overhead:.2f}")
+                    await self._relay(upstream)
         except RouteRefused as refusal:
             if refusal.retry_after:
                 self.set_header("Retry-After", str(refusal.retry_after))
@@ -136,6 +145,15 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
         finally:
             in_flight.dec()
             self._account(deployment.name)
+
+    def end_for_shutdown(self):
+        """The server is stopping: end the answer with an error, a last event in a stream
+        already under way, else a 503; the future of its last bytes."""
+        if not self._headers_written:
+            return self.openai_error(503, SHUTDOWN_MESSAGE, "server_error", SHUTDOWN_CODE)
+        if "text/event-stream" in self._headers.get("Content-Type", ""):
+            self.write(f"data: {error_body(SHUTDOWN_MESSAGE, 'server_error', SHUTDOWN_CODE)}\n\n")
+        return self.finish()
 
     @property
     def route(self) -> str:
@@ -241,25 +259,29 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 if header in upstream.headers:
                     self.set_header(header, upstream.headers[header])
             async for chunk in upstream.aiter_raw():
+                if self._finished:  # ended by the server stopping
+                    return
                 if self.first_byte is None:
                     self.first_byte = time.perf_counter()
                 relayed = self.tap.relay(chunk) if self.tap else chunk
                 if relayed:
                     self.write(relayed)
                     await self.flush()
-            self.finish(self.tap.end() if self.tap else b"")
+            if not self._finished:
+                self.finish(self.tap.end() if self.tap else b"")
         except StreamClosedError:
             self.cancelled = True  # the client went away; closing upstream cancels the generation
         except httpx.HTTPError as error:
+            if self._finished:  # ended by the server stopping, which ends the engines too
+                return
             self.log.warning("engine stream for %s broke: %s", url, error)
             self.controller.healer.check_now()
             message = f"The engine stopped answering mid-response: {error}"
             if not self._headers_written:
                 return self.openai_error(502, message, "server_error", "engine_stream_broken")
             if "text/event-stream" in upstream.headers.get("Content-Type", ""):
-                event = {"error": {"message": message, "type": "server_error",
-                                   "code": "engine_stream_broken"}}  # fmt: skip
-                self.write(f"data: {json.dumps(event)}\n\n")
+                event = error_body(message, "server_error", "engine_stream_broken")
+                self.write(f"data: {event}\n\n")
             self.finish()
         finally:
             await upstream.aclose()
