@@ -27,6 +27,8 @@ REQUEST_ID_HEADER = "X-Request-Id"
 OVERHEAD_HEADER = "X-Kz-Overhead-Ms"  # from the request's arrival to its forwarding, in ms
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 PASSED_RESPONSE_HEADERS = ("Content-Type", "Cache-Control")
+# An engine's server error that says the request asks for something it does not do.
+UNSUPPORTED = re.compile(r"not (?:supported|implemented)|unsupported", re.I)
 # (message, code) for a request a deployment's task cannot serve: by the deployment's task, or
 # for a text-generating deployment by the route's.
 TASK_REFUSALS = {
@@ -123,6 +125,7 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
                 "invalid_request_error",
                 "model_not_found",
             )
+        self.deployment = deployment
         refusal = self._refusal(deployment, body)
         if refusal:
             self.openai_error(400, refusal[0], "invalid_request_error", refusal[1])
@@ -254,6 +257,8 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
         """Relay status, headers and bytes as they arrive; a broken stream ends cleanly."""
         url = str(upstream.request.url)
         try:
+            if upstream.status_code >= 500 and is_json(upstream):
+                return await self._relay_server_error(upstream)
             self.set_status(upstream.status_code)
             for header in PASSED_RESPONSE_HEADERS:
                 if header in upstream.headers:
@@ -285,6 +290,43 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
             self.finish()
         finally:
             await upstream.aclose()
+
+    async def _relay_server_error(self, upstream: httpx.Response) -> None:
+        """An engine's server error, as it is; but one for something the engine does not do (an
+        image to a model with no vision, ...) is the request's fault: a 400 naming the engine
+        and what it said."""
+        body = await upstream.aread()
+        message = engine_error_message(body)
+        if not UNSUPPORTED.search(message):
+            self.set_status(upstream.status_code)
+            self.set_header("Content-Type", upstream.headers["Content-Type"])
+            self.finish(body)
+            return
+        plan = self.deployment.plan
+        self.openai_error(
+            400,
+            f"'{self.deployment.name}' runs on {plan.engine if plan else 'its engine'}, which "
+            f"does not support this request: {message}",
+            "invalid_request_error",
+            "unsupported_feature",
+        )
+
+
+def is_json(response: httpx.Response) -> bool:
+    """Whether a response's body is JSON."""
+    return "application/json" in response.headers.get("Content-Type", "")
+
+
+def engine_error_message(body: bytes) -> str:
+    """The message of an engine's JSON error body (OpenAI's form or FastAPI's), else ''."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return ""
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message", ""))
+    return str(data.get("detail") or data.get("message") or "") if isinstance(data, dict) else ""
 
 
 class ChatCompletionsHandler(ForwardingHandler):

@@ -70,6 +70,11 @@ def feature_calls(client: openai.OpenAI) -> dict:
         client.completions.create(model="smol", prompt="Hello", max_tokens=2, echo=True)
     except openai.BadRequestError as error:
         seen["echo"] = error
+    picture = [{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}}]
+    try:  # llama-server answers a 500 for it: the model has no vision
+        chat(model="smol", messages=[{"role": "user", "content": picture}], max_tokens=2)
+    except openai.BadRequestError as error:
+        seen["image"] = error
     return seen
 
 
@@ -164,6 +169,10 @@ async def test_llama_server_serves_the_openai_api_through_kz(
     refused = seen["echo"]
     assert refused.status_code == 400 and refused.code == "unsupported_feature"
     assert "llamacpp" in refused.message and "'echo'" in refused.message
+    refused = seen["image"]  # the engine's own 500 for what it does not do, as the 400 it is
+    assert refused.status_code == 400 and refused.code == "unsupported_feature"
+    assert "'smol' runs on llamacpp" in refused.message
+    assert "image input is not supported" in refused.message
 
     # four users at once are served together: every first token comes before any answer ends
     streams = await asyncio.to_thread(concurrent_streams, client, 4)
