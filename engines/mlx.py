@@ -37,6 +37,11 @@ from kz_jupyter.states import ErrorCode
 
 # Measured with mlx-lm 0.32 on Linux CPU (python -m bench engines): the server without weights.
 SERVER_BYTES = 160 * MIB
+# The versions `%kz engines install mlx` installs: the ones the suite runs. To upgrade: change
+# them, install again (`%kz engines install mlx`, or remove .engines/mlx and run
+# scripts/setup.sh), then run tests/engines and `python -m bench engines`.
+MLX_LM_VERSION = "0.32.2"
+MLX_VERSION = "0.32.4"
 PREFILL_STEP = 2048  # mlx_lm.server's --prefill-step-size default
 
 
@@ -85,11 +90,13 @@ class MlxEngine(Engine):
         return True, version, ""
 
     def install_recipe(self, hardware: HardwareProfile) -> InstallRecipe | None:
-        """mlx-lm on Apple Silicon; its CPU build on Linux."""
+        """mlx-lm on Apple Silicon; its CPU build on Linux; MLX_LM_VERSION and MLX_VERSION."""
         if hardware.apple_silicon:
-            return InstallRecipe(packages=("mlx-lm",))
+            return InstallRecipe(packages=(f"mlx-lm=={MLX_LM_VERSION}", f"mlx=={MLX_VERSION}"))
         if hardware.system == "Linux" and platform.machine() in ("x86_64", "aarch64"):
-            return InstallRecipe(packages=("mlx-lm[cpu]",))
+            return InstallRecipe(
+                packages=(f"mlx-lm[cpu]=={MLX_LM_VERSION}", f"mlx[cpu]=={MLX_VERSION}")
+            )
         return None
 
     def estimate_memory(

