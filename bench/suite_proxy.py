@@ -65,8 +65,9 @@ def run(quick: bool) -> SuiteResult:
         rows=rows,
         notes=[
             f"{max_tokens} tokens per streamed chat; tokens/s is the whole batch's (all its "
-            "streams' tokens over its wall time); llama.cpp serves one request at a time, so "
-            "at 8 and 64 the TTFT is mostly waiting in the engine's queue."
+            "streams' tokens over its wall time); llama-server serves the plan's parallel "
+            "slots (8) at once and queues the rest, so at 64 the TTFT is mostly that wait; "
+            "the two paths alternate, so the engine's own variance shows in the ratios too."
         ],
         goals=[
             Goal(
