@@ -116,8 +116,9 @@ def run(quick: bool) -> SuiteResult:
         rows=[{k: v for k, v in r.items() if k != "first errors"} for r in rows],
         notes=[
             f"Each user streams a chat ({max_tokens} tokens), then the next, until the time is "
-            "up; after a 429 it waits the Retry-After (1 s). llama.cpp serves one request at a "
-            "time, so latency below the limit is mostly the engine's queue.",
+            "up; after a 429 it waits the Retry-After (1 s). llama-server serves its parallel "
+            "slots (8) at once and queues the rest, so latency below the limit is mostly the "
+            "engine's queue; past it, the users' retries share the 2 cores with the engine.",
             f"Jupyter server RSS: {rss_start:.0f} MiB after warm-up, {rss_end:.0f} MiB after "
             "the last level.",
         ],
