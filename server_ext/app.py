@@ -321,8 +321,10 @@ class KzApp(ExtensionApp):
     async def stop_extension(self) -> None:
         """End the answers under way with an error their clients read, then stop every
         deployment: no engine outlives the server."""
-        ended = await self.settings["kz_open_answers"].end_all()
-        if ended:
-            self.log.info("kz: %d answers under way ended: the server is stopping", ended)
-        await self.controller.shutdown()
+        try:
+            ended = await self.settings["kz_open_answers"].end_all()
+            if ended:
+                self.log.info("kz: %d answers under way ended: the server is stopping", ended)
+        finally:
+            await self.controller.shutdown()
         await self.http_client.aclose()

@@ -151,7 +151,10 @@ class ForwardingHandler(OpenAIErrorMixin, KzAPIHandler):
 
     def end_for_shutdown(self):
         """The server is stopping: end the answer with an error, a last event in a stream
-        already under way, else a 503; the future of its last bytes."""
+        already under way, else a 503; the future of its last bytes (None: it had ended, and
+        is only leaving)."""
+        if self._finished:
+            return None
         if not self._headers_written:
             return self.openai_error(503, SHUTDOWN_MESSAGE, "server_error", SHUTDOWN_CODE)
         if "text/event-stream" in self._headers.get("Content-Type", ""):
