@@ -34,6 +34,7 @@ SUITES = {
     "load": "64-200 users streaming for a fixed time, below and past the limit (not default)",
     "metrics": "Tokens/s and server CPU per chunk with metrics on vs off (not default)",
     "batch": "Batch rows/s vs a plain asyncio client, and one at a time (not default)",
+    "retrieval": "Passage recall and MRR before and after, stdlib docstrings (not default)",
 }
 DEFAULT = ["proxy", "concurrency", "deploy", "engines", "memory", "rag", "kernel"]
 

@@ -30,7 +30,7 @@ import numpy as np
 from bench.harness import percentile
 from bench.report import Chart, SuiteResult
 from kz_jupyter.models.transformers_progress import no_progress_bars
-from kz_jupyter.rag.chunks import Chunk, chunk_sections
+from kz_jupyter.rag.chunks import Chunk, budget_for, chunk_sections
 from kz_jupyter.rag.documents import find_documents, read_sections
 from kz_jupyter.rag.embedders import DEFAULT_MODEL, EMBED_BATCH, load_embedder
 from kz_jupyter.rag.index import APPROXIMATE_ABOVE, RagIndex, build_faiss
@@ -49,8 +49,9 @@ def build_documents(folder: Path) -> tuple[list[Path], list[tuple[str, str, str]
 def chunk_texts(paths: list[Path]) -> list[str]:
     """What the index embeds, for the bare encode runs."""
     texts = []
+    budget = budget_for(load_embedder(DEFAULT_MODEL))  # as the index cuts them
     for document in find_documents([str(p) for p in paths]):
-        texts += [c.embedding_text() for c in chunk_sections(read_sections(document))]
+        texts += [c.embedding_text() for c in chunk_sections(read_sections(document), budget)]
     return texts
 
 

@@ -13,14 +13,19 @@ from kz_jupyter.magics.text import format_table
 
 if TYPE_CHECKING:
     from kz_jupyter.client import KzClient
+    from kz_jupyter.rag.evaluation import Evaluation
     from kz_jupyter.rag.index import UpdateReport
+
+BAR_WIDTH = 20  # characters of a recall of 1
 
 USAGE = """\
 %kz rag index PATH... --name N [--model M]   index documents (again: only what changed);
     M: a sentence-transformers model, or deployment:NAME to embed through a deployment
 %kz rag list | %kz rag rm N                  the indexes here | remove one
 %kz rag search N QUERY... [-k 5] [--hybrid]  ranked chunks with scores and sources
-%kz rag ask N QUESTION... --deployment D [-k 5] [--hybrid] [--max-tokens 256]"""
+%kz rag ask N QUESTION... --deployment D [-k 5] [--hybrid] [--max-tokens 256]
+%kz rag eval N FILE [-k 5]                   recall@k and MRR, vector vs hybrid, of questions
+    (FILE: JSON, JSON lines or CSV of question, source and optionally passage)"""
 
 
 def add_rag_parser(commands) -> None:
@@ -34,6 +39,10 @@ def add_rag_parser(commands) -> None:
     actions.add_parser("list", add_help=False)
     remove = actions.add_parser("rm", add_help=False)
     remove.add_argument("name")
+    evaluate = actions.add_parser("eval", add_help=False)
+    evaluate.add_argument("name")
+    evaluate.add_argument("file")
+    evaluate.add_argument("-k", type=int, default=5)
     for action in ("search", "ask"):
         sub = actions.add_parser(action, add_help=False)
         sub.add_argument("name")
@@ -53,16 +62,17 @@ def run_rag(args: argparse.Namespace, client: Callable[[], KzClient]) -> object:
     a deployment, or to embed through one (`--model deployment:NAME`).
     """
     from kz_jupyter.rag.documents import DocumentError
+    from kz_jupyter.rag.evaluation import QuestionsError
     from kz_jupyter.rag.index import RagError
 
     if args.action is None:
         print(USAGE)
         return None
     try:
-        return {"index": _index, "list": _list, "rm": _remove, "search": _search, "ask": _ask}[
-            args.action
-        ](args, client)
-    except (RagError, DocumentError) as error:
+        actions = {"index": _index, "list": _list, "rm": _remove, "search": _search,
+                   "ask": _ask, "eval": _evaluate}  # fmt: skip
+        return actions[args.action](args, client)
+    except (RagError, DocumentError, QuestionsError) as error:
         raise KzError(str(error)) from None
 
 
@@ -85,8 +95,30 @@ def format_update(name: str, report: UpdateReport) -> str:
         f"new or changed files ({len(report.unchanged)} unchanged, {len(report.removed)} "
         f"removed), {report.embedded} embedded in {report.seconds:.1f} s"
     ]
+    if report.rebuilt:
+        lines.append("  rebuilt: its chunks were cut another way (an older kz-jupyter), so every "
+                     "file was chunked and embedded again, once")  # fmt: skip
     lines += [f"  removed {source}: no longer on disk" for source in report.removed]
     lines += [f"  skipped {source}: {why}" for source, why in report.skipped.items()]
+    return "\n".join(lines)
+
+
+def _evaluate(args, client) -> None:
+    from kz_jupyter import rag
+
+    print(format_evaluation(rag.evaluate(args.name, args.file, k=args.k, client=client)))
+
+
+def format_evaluation(evaluation: Evaluation) -> str:
+    """Recall@k and MRR per method as a table with bars, then each method's misses."""
+    rows = [tuple(evaluation.rows()[0]) + ("",)]
+    for row in evaluation.rows():
+        bar = "█" * round(row[f"recall@{evaluation.k}"] * BAR_WIDTH)
+        rows.append((*(str(value) for value in row.values()), bar))
+    lines = [format_table(rows)]
+    for method in evaluation.ranks:
+        for question in evaluation.misses(method):
+            lines.append(f"  {method} missed: {question.text!r} ({question.source})")
     return "\n".join(lines)
 
 

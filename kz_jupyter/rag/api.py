@@ -6,6 +6,7 @@ hits = rag.search("handbook", "reset my password", k=5, hybrid=True)
 answer = rag.ask("handbook", "How do I reset my password?", deployment="smollm2")
 for text in answer: print(text, end="")
 print(answer.sources)
+rag.evaluate("handbook", "questions.json").rows()   # recall@5 and MRR, vector vs hybrid
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kz_jupyter.client import KzClient
+from kz_jupyter.rag.chunks import Chunk
 from kz_jupyter.rag.conversation import grounded_turn, retrieval_query
 from kz_jupyter.rag.embedders import ProgressCallback
-from kz_jupyter.rag.index import Hit, RagIndex, UpdateReport
+from kz_jupyter.rag.evaluation import DEPTH, METHODS, Evaluation, evaluate_with, read_questions
+from kz_jupyter.rag.index import Hit, RagError, RagIndex, UpdateReport
 from kz_jupyter.rag.prompt import GroundedPrompt
 
 DEFAULT_CONTEXT = 2048  # a deployment whose plan does not say its context
@@ -45,6 +48,29 @@ def search(
 ) -> list[Hit]:
     """The k chunks of index name nearest to query (hybrid: fused with BM25 keyword ranks)."""
     return RagIndex(name, client=client).search(query, k=k, hybrid=hybrid)
+
+
+def evaluate(
+    name: str,
+    questions: Iterable[object] | str | Path,
+    k: int = 5,
+    methods: Iterable[str] = METHODS,
+    client: Callable[[], KzClient] | None = None,
+) -> Evaluation:
+    """Ask index name each question (with the file that answers it, and optionally a passage)
+    by each method (vector, hybrid); recall@k and MRR per method (`.rows()`), the ranks and
+    the misses. questions: a list, or a JSON, JSON lines or CSV file of them."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise RagError(f"Unknown method {unknown[0]!r}: choose from {', '.join(METHODS)}.")
+    asked = read_questions(questions) if isinstance(questions, str | Path) else questions
+    opened = RagIndex(name, client=client)
+    depth = max(k, DEPTH)
+
+    def ranked(query: str, method: str) -> list[Chunk]:
+        return [h.chunk for h in opened.search(query, k=depth, hybrid=method == "hybrid")]
+
+    return evaluate_with(ranked, asked, k=k, methods=methods)
 
 
 @dataclass

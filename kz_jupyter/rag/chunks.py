@@ -1,14 +1,17 @@
-"""Chunking for retrieval: sections joined up to a size, under one heading, with overlap."""
+"""Chunking for retrieval: sections joined up to what the embedder reads (in its own tokens when
+its tokenizer is here, else in characters), under one heading, with overlap; never longer."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 from kz_jupyter.rag.documents import Section
 
 MAX_CHARS = 1000
 OVERLAP_CHARS = 200
+OVERLAP_SHARE = 5  # a chunk's overlap with the one before: a fifth of its size
 
 
 @dataclass(frozen=True)
@@ -29,34 +32,126 @@ class Chunk:
         return f"{self.heading}\n{self.text}" if self.heading else self.text
 
 
-def _pieces(text: str, limit: int) -> list[str]:
-    """A text cut at line (else word) boundaries into pieces of at most limit characters."""
-    pieces, current = [], ""
-    for word in text.replace("\n", "\n ").split(" "):
-        if current and len(current) + len(word) + 1 > limit:
-            pieces.append(current.strip())
-            current = ""
-        current = f"{current} {word}" if current else word
-    if current.strip():
-        pieces.append(current.strip())
-    return pieces
+class Budget(Protocol):
+    """How long a text is, in the units of the most a chunk may hold (`limit`), and how much
+    of the chunk before one begins it (`overlap`)."""
+
+    limit: int
+    overlap: int
+
+    def size(self, text: str) -> int:
+        """A text's length in the budget's units."""
+
+    def word_sizes(self, words: list[str]) -> list[int]:
+        """Each word's length (with the space before it), in the budget's units."""
+
+    def describe(self) -> str:
+        """The budget in a few words, kept with an index (another budget rebuilds it)."""
 
 
-def chunk_sections(
-    sections: Iterable[Section], max_chars: int = MAX_CHARS, overlap_chars: int = OVERLAP_CHARS
-) -> list[Chunk]:
-    """Join consecutive sections of one source and heading up to max_chars; code never joins
-    prose; a chunk begins with the end of the one before it (at most overlap_chars)."""
+@dataclass(frozen=True)
+class CharBudget:
+    """Lengths in characters: for an embedder whose tokenizer is not here (a deployment)."""
+
+    limit: int = MAX_CHARS
+    overlap: int = OVERLAP_CHARS
+
+    def size(self, text: str) -> int:
+        """The text's characters."""
+        return len(text)
+
+    def word_sizes(self, words: list[str]) -> list[int]:
+        """Each word's characters and its space."""
+        return [len(word) + 1 for word in words]
+
+    def describe(self) -> str:
+        """`chars:LIMIT`."""
+        return f"chars:{self.limit}"
+
+
+class TokenBudget:
+    """Lengths in the embedder's own tokens: a chunk and its heading fit its window (what it
+    reads, less its special tokens), so no word of a chunk goes unread."""
+
+    def __init__(self, tokenizer, window: int):
+        self._tokenizer = tokenizer
+        self.limit = window - tokenizer.num_special_tokens_to_add()
+        self.overlap = self.limit // OVERLAP_SHARE
+
+    def size(self, text: str) -> int:
+        """The text's tokens."""
+        return len(self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def word_sizes(self, words: list[str]) -> list[int]:
+        """Each word's tokens (words are tokenized apart: their tokens add up)."""
+        if not words:
+            return []
+        ids = self._tokenizer(words, add_special_tokens=False, verbose=False)["input_ids"]
+        return [len(word_ids) for word_ids in ids]
+
+    def describe(self) -> str:
+        """`tokens:LIMIT`."""
+        return f"tokens:{self.limit}"
+
+
+def budget_for(embedder) -> Budget:
+    """The embedder's window in its own tokens when it has a tokenizer here, else characters."""
+    tokenizer = getattr(embedder, "tokenizer", None)
+    window = getattr(embedder, "max_seq_length", None)
+    if tokenizer is None or not window:
+        return CharBudget()
+    return TokenBudget(tokenizer, int(window))
+
+
+def _pieces(text: str, limit: int, budget: Budget) -> list[str]:
+    """A text cut at line (else word) boundaries into pieces of at most limit, each beginning
+    with the end of the one before (at most budget.overlap); a word longer than limit is cut."""
+    words = [w for w in text.replace("\n", "\n ").split(" ") if w]
+    sizes = budget.word_sizes(words)
+    split_words: list[tuple[str, int]] = []
+    for word, size in zip(words, sizes, strict=True):
+        if size <= limit:
+            split_words.append((word, size))
+            continue
+        step = max(1, len(word) * limit // (size + 1))
+        split_words += [(word[i : i + step], budget.size(word[i : i + step]))
+                        for i in range(0, len(word), step)]  # fmt: skip
+    pieces, current = [], []
+    for word, size in split_words:
+        if current and sum(s for _, s in current) + size > limit:
+            pieces.append(current)
+            carried = []
+            for tail in reversed(current):
+                if sum(s for _, s in carried) + tail[1] > budget.overlap:
+                    break
+                carried.insert(0, tail)
+            current = carried if sum(s for _, s in carried) + size <= limit else []
+        current.append((word, size))
+    if current:
+        pieces.append(current)
+    return [" ".join(word for word, _ in piece).replace("\n ", "\n").strip() for piece in pieces]
+
+
+def chunk_sections(sections: Iterable[Section], budget: Budget | None = None) -> list[Chunk]:
+    """Join consecutive sections of one source and heading up to the budget (heading
+    included); code never joins prose; a chunk begins with the end of the one before it (at
+    most budget.overlap); what is longer is cut into pieces that fit."""
+    budget = budget or CharBudget()
     chunks: list[Chunk] = []
     group: list[Section] = []
+
+    def room(section: Section) -> int:
+        """What a chunk under this section's heading may hold besides the heading."""
+        return budget.limit - (budget.size(section.heading) + 1 if section.heading else 0)
 
     def close() -> None:
         if not group:
             return
         first = group[0]
         text = "\n\n".join(s.text for s in group)
-        for piece in _pieces(text, max_chars) if len(text) > max_chars else [text]:
-            chunks.append(Chunk(piece, first.source, first.location, first.heading))
+        limit = room(first)
+        pieces = [text] if budget.size(text) <= limit else _pieces(text, limit, budget)
+        chunks.extend(Chunk(p, first.source, first.location, first.heading) for p in pieces)
         group.clear()
 
     for section in sections:
@@ -64,9 +159,10 @@ def chunk_sections(
             section.source != group[0].source
             or section.heading != group[0].heading
             or section.code != group[0].code
-            or sum(len(s.text) + 2 for s in group) + len(section.text) > max_chars
+            or budget.size("\n\n".join([*(s.text for s in group), section.text])) > room(group[0])
         ):
-            carried = group[-1] if len(group[-1].text) <= overlap_chars else None
+            last = group[-1]
+            carried = last if budget.size(last.text) <= budget.overlap else None
             same_part = section.source == group[0].source and section.heading == group[0].heading
             close()
             if carried is not None and same_part and not section.code and not carried.code:

@@ -3,6 +3,7 @@ sections that keep their structure (headings, paragraphs, code cells) and where 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ SUFFIXES = TEXT_SUFFIXES | {".ipynb", ".pdf"}
 MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*$")
 RST_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+])\1{2,}\s*$")
 PYTHON_TOP_LEVEL = re.compile(r"^(async\s+def|def|class)\s+(\w+)")
+PYTHON_IMPORT = re.compile(r"^(import\s+\w|from\s+[\w.]+\s+import\s)")
+# What a file's name says it is; other names (.txt, none) are read by their content.
+TEXT_KINDS = {".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".py": "python"}
 BINARY_SNIFF = 8192
 
 
@@ -41,17 +45,27 @@ def user_path(given: str | Path) -> Path:
         raise DocumentError(str(error)) from None
 
 
+def readable_kind(path: Path) -> bool:
+    """A file of a supported kind, or one with no extension that is not a program (README,
+    CHANGES, ...: read as text, its structure read from its content)."""
+    suffix = path.suffix.lower()
+    return suffix in SUFFIXES or (not suffix and not os.access(path, os.X_OK))
+
+
 def find_documents(paths: Iterable[str | Path]) -> list[Path]:
-    """The supported files under paths (folders are walked; hidden entries skipped), sorted."""
+    """The supported files under paths (folders are walked; hidden entries skipped), and any
+    file named itself, sorted."""
     found: set[Path] = set()
     for given in paths:
         path = user_path(given)
         if not path.exists():
             raise DocumentError(f"{given} does not exist.")
-        candidates = [path] if path.is_file() else sorted(path.rglob("*"))
-        for candidate in candidates:
+        if path.is_file():  # a file named by the user is read whatever its name
+            found.add(path.resolve())
+            continue
+        for candidate in sorted(path.rglob("*")):
             hidden = any(part.startswith(".") for part in candidate.relative_to(path).parts)
-            if candidate.is_file() and candidate.suffix.lower() in SUFFIXES and not hidden:
+            if candidate.is_file() and not hidden and readable_kind(candidate):
                 found.add(candidate.resolve())
     if not found:
         where = ", ".join(str(p) for p in paths) or "nothing"
@@ -70,16 +84,40 @@ def read_sections(path: Path) -> list[Section]:
             sections = list(_pdf_sections(path))
         else:
             text = _read_text(path)
-            if suffix == ".py":
+            kind = TEXT_KINDS.get(suffix) or kind_of(text)
+            if kind == "python":
                 sections = list(_python_sections(text, str(path)))
+            elif kind == "notebook":
+                sections = list(_notebook_sections(path))
             else:
-                sections = list(_prose_sections(text, str(path), rst=suffix == ".rst"))
+                sections = list(_prose_sections(text, str(path), rst=kind == "rst"))
     except OSError as error:
         raise DocumentError(f"{path} cannot be read ({error.strerror or error}).") from None
     sections = [s for s in sections if s.text.strip()]
     if not sections:
         raise DocumentError(f"{path} has no text to index.")
     return sections
+
+
+def kind_of(text: str) -> str:
+    """What a text whose name does not say is: a notebook, Python, reStructuredText (titles
+    underlined and no Markdown `#` headings) or Markdown."""
+    head = text.lstrip()[:2000]
+    if head.startswith("{") and '"nbformat"' in text:
+        return "notebook"
+    lines = text.splitlines()
+    if head.startswith("#!") and "python" in head.splitlines()[0]:
+        return "python"
+    code = sum(1 for line in lines if PYTHON_TOP_LEVEL.match(line) or PYTHON_IMPORT.match(line))
+    if code >= 2 and code * 20 >= len(lines):
+        return "python"
+    underlined = any(
+        RST_UNDERLINE.match(line) and previous.strip() and not RST_UNDERLINE.match(previous)
+        for previous, line in zip(lines, lines[1:], strict=False)
+    )
+    if underlined and not any(MARKDOWN_HEADING.match(line) for line in lines):
+        return "rst"
+    return "markdown"
 
 
 def _read_text(path: Path) -> str:
@@ -94,8 +132,8 @@ def _read_text(path: Path) -> str:
 
 
 def _prose_sections(text: str, source: str, rst: bool = False, start_line: int = 1):
-    """Paragraphs under their headings (Markdown `#` headings, or reStructuredText underlines);
-    fenced code blocks stay whole."""
+    """Paragraphs under their headings (Markdown `#` and underlined headings, or
+    reStructuredText's underlined titles); fenced code blocks stay whole."""
     lines = text.splitlines()
     heading, paragraph, first, fenced = "", [], 0, False
 
@@ -119,7 +157,10 @@ def _prose_sections(text: str, source: str, rst: bool = False, start_line: int =
             paragraph.append(line)
             continue
         markdown = MARKDOWN_HEADING.match(line) if not rst else None
-        underline = rst and RST_UNDERLINE.match(line) and len(paragraph) == 1
+        # a title underlined: reStructuredText, or Markdown's = and - (setext) headings
+        underline = (
+            RST_UNDERLINE.match(line) and len(paragraph) == 1 and (rst or line.strip()[0] in "=-")
+        )
         if markdown or underline:
             title = markdown.group(2) if markdown else paragraph.pop()
             yield from flush()

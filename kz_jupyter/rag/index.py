@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kz_jupyter.data_dirs import data_dir
-from kz_jupyter.rag.chunks import Chunk, chunk_sections
+from kz_jupyter.rag.chunks import Chunk, budget_for, chunk_sections
 from kz_jupyter.rag.documents import DocumentError, find_documents, read_sections, user_path
 from kz_jupyter.rag.embedders import DEFAULT_MODEL, ProgressCallback, embed, load_embedder
+from kz_jupyter.rag.keywords import KeywordIndex
 
 if TYPE_CHECKING:
     from kz_jupyter.client import KzClient
 
+# The way chunks are cut; an index made another way is chunked again once (its files all).
+CHUNKING_VERSION = 2
 APPROXIMATE_ABOVE = 20_000  # chunks: above this an HNSW index, below it exact search
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -63,6 +66,7 @@ class UpdateReport:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # file -> why
+    rebuilt: bool = False  # its chunks were made another way (an older kz, another model)
     chunks: int = 0
     embedded: int = 0
     seconds: float = 0.0
@@ -152,6 +156,15 @@ class RagIndex:
             )
         report = UpdateReport()
         documents = {str(p): p for p in find_documents(paths)}
+        embedder = self._embedder_for(model)
+        budget = budget_for(embedder)
+        chunking = f"{CHUNKING_VERSION}:{budget.describe()}"
+        if self.exists and self.meta.get("chunking") != chunking:
+            report.rebuilt = True  # chunks made another way: every file is chunked again
+            self.files = {s: {**f, "sha256": ""} for s, f in self.files.items()}
+            for source in self.files:  # those indexed from other paths too, while they exist
+                if source not in documents and Path(source).is_file():
+                    documents[source] = Path(source)
         keep, new_chunks, new_files = [], [], {}
         for source, path in documents.items():
             try:
@@ -165,7 +178,7 @@ class RagIndex:
                 new_files[source] = self.files[source]
                 continue
             try:
-                chunks = chunk_sections(read_sections(path))
+                chunks = chunk_sections(read_sections(path), budget)
             except DocumentError as error:
                 report.skipped[source] = str(error)
                 continue
@@ -189,7 +202,6 @@ class RagIndex:
             raise RagError(f"Nothing could be indexed ({reasons}).")
         kept = set(keep)
         kept_rows = [i for i, c in enumerate(self.chunks) if c.source in kept]
-        embedder = self._embedder_for(model)
         vectors = embed(embedder, [c.embedding_text() for c in new_chunks], progress)
         old = self._embeddings[kept_rows] if self._embeddings is not None else vectors[:0]
         self.chunks = [self.chunks[i] for i in kept_rows] + new_chunks
@@ -201,6 +213,7 @@ class RagIndex:
             "dimension": int(self._embeddings.shape[1]),
             "kind": "hnsw" if len(self.chunks) > APPROXIMATE_ABOVE else "flat",
             "chunks": len(self.chunks),
+            "chunking": chunking,
             "files": len(self.files),
             "paths": sorted(
                 {p for p in self.meta.get("paths", []) if Path(p).exists()} | set(paths)
@@ -277,20 +290,13 @@ class RagIndex:
         return [Hit(self.chunks[r], s, n) for n, (r, s) in enumerate(ranked[:k], start=1)]
 
     def _fuse(self, query: str, vector_ranked: list[tuple[int, float]], depth: int):
-        """Reciprocal rank fusion of the vector ranking and a BM25 ranking."""
-        import bm25s
-
+        """Reciprocal rank fusion of the vector ranking and a BM25 ranking (of the chunks that
+        share a stemmed word or identifier part with the query)."""
         if self._bm25 is None:
-            self._bm25 = bm25s.BM25()
-            corpus = [c.embedding_text() for c in self.chunks]
-            self._bm25.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False),
-                             show_progress=False)  # fmt: skip
-        tokens = bm25s.tokenize([query], stopwords="en", show_progress=False)
+            self._bm25 = KeywordIndex([c.embedding_text() for c in self.chunks])
         fused: dict[int, float] = {}
-        if tokens.vocab:
-            rows, _ = self._bm25.retrieve(tokens, k=depth, show_progress=False)
-            for rank, row in enumerate(rows[0], start=1):
-                fused[int(row)] = fused.get(int(row), 0.0) + 1.0 / (RRF_K + rank)
+        for rank, (row, _) in enumerate(self._bm25.ranked(query, depth), start=1):
+            fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank)
         for rank, (row, _) in enumerate(vector_ranked, start=1):
             fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank)
         return sorted(fused.items(), key=lambda item: -item[1])

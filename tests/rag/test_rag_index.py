@@ -13,10 +13,18 @@ import sys
 import nbformat
 import pytest
 
+from kz_jupyter import rag
 from kz_jupyter.magics.rag_magics import format_update
-from kz_jupyter.rag.chunks import chunk_sections
+from kz_jupyter.rag.chunks import CharBudget, chunk_sections
 from kz_jupyter.rag.documents import DocumentError, find_documents, read_sections
-from kz_jupyter.rag.index import RagError, RagIndex, list_indexes, remove_index
+from kz_jupyter.rag.embedders import DEFAULT_MODEL, load_embedder
+from kz_jupyter.rag.index import (
+    CHUNKING_VERSION,
+    RagError,
+    RagIndex,
+    list_indexes,
+    remove_index,
+)
 from tests.support.model_files import fill_disk
 from tests.support.ragtools.corpus import generate_corpus
 
@@ -91,11 +99,87 @@ def test_chunks_join_small_sections_and_cut_long_ones_with_overlap(tmp_path):
     doc = tmp_path / "long.md"
     paragraphs = [f"Paragraph {i} " + "word " * 30 for i in range(12)]
     doc.write_text("# Part\n\n" + "\n\n".join(paragraphs) + "\n\n" + "long " * 600)
-    chunks = chunk_sections(read_sections(doc), max_chars=500, overlap_chars=200)
+    chunks = chunk_sections(read_sections(doc), CharBudget(500, 200))
     assert all(len(c.text) <= 500 for c in chunks) and len(chunks) > 5
     assert all(c.heading == "Part" for c in chunks)
     # each chunk after the first starts with the last paragraph of the one before
     assert chunks[1].text.startswith(chunks[0].text.split("\n\n")[-1])
+
+
+def test_structure_is_read_from_the_content_when_the_name_does_not_say(tmp_path):
+    rst = "Overview\n========\n\nFirst paragraph.\n\nUsage\n-----\n\nCall it with --help.\n"
+    for name in ("README", "notes.txt"):
+        (tmp_path / name).write_text(rst)
+        assert [(s.heading, s.text) for s in read_sections(tmp_path / name)] == [
+            ("Overview", "First paragraph."),
+            ("Usage", "Call it with --help."),
+        ]
+    (tmp_path / "guide.txt").write_text("# Install\n\nRun it.\n\nSetup\n=====\n\nDone.\n")
+    assert [s.heading for s in read_sections(tmp_path / "guide.txt")] == ["Install", "Setup"]
+    (tmp_path / "tool").write_text("import os\n\n\ndef run():\n    return os.getcwd()\n")
+    (tmp_path / "tool").chmod(0o755)  # a program: not read from a folder, read when named
+    assert tmp_path / "README" in find_documents([tmp_path])
+    assert tmp_path / "tool" not in find_documents([tmp_path])
+    assert [s.heading for s in read_sections(tmp_path / "tool")] == ["module", "run"]
+
+
+def test_no_chunk_is_longer_than_the_embedder_reads(built):
+    index, _, _, _ = built
+    embedder = load_embedder(DEFAULT_MODEL)
+    assert index.meta["chunking"] == f"{CHUNKING_VERSION}:tokens:254"
+    longest = max(len(embedder.tokenizer(c.embedding_text())["input_ids"]) for c in index.chunks)
+    assert longest <= embedder.max_seq_length == 256
+
+
+def test_an_index_chunked_the_old_way_is_rebuilt_once(built, tmp_path):
+    _, _, root, _ = built
+    copy = tmp_path / "docs"
+    copy.mkdir()
+    (copy / "a.md").write_text("# A\n\nThe first document.\n")
+    (copy / "b.md").write_text("# B\n\nThe second document.\n")
+    first = RagIndex("old-way", root).update([copy])
+    meta = root / "old-way" / "meta.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "chunking": "1:chars:1000"}))
+    again = RagIndex("old-way", root).update([copy])
+    assert again.rebuilt and again.embedded == first.embedded and not again.unchanged
+    assert "rebuilt: its chunks were cut another way" in format_update("old-way", again)
+    third = RagIndex("old-way", root).update([copy])
+    assert not third.rebuilt and third.embedded == 0 and len(third.unchanged) == 2
+
+
+def test_evaluate_gives_the_recall_a_hand_count_gives(built, corpus, tmp_path, monkeypatch):
+    _, _, root, _ = built
+    passage = "The stone bridge of Tembrook"
+    source = next(p.name for p in corpus[0].glob("*.md") if passage in p.read_text())
+    asked = [  # (question, passage) answered by source; "" is the file alone
+        ("When was the stone bridge of Tembrook built?", ""),
+        ("stone bridge of Tembrook", passage),
+        ("stone bridge of Tembrook", "a passage no file has"),
+    ]
+    path = tmp_path / "questions.json"
+    path.write_text(json.dumps([
+        {"question": q, "source": source, **({"passage": p} if p else {})}
+        for q, p in asked
+    ]))  # fmt: skip
+    records = RagIndex("records", root)
+
+    def by_hand(question: str, passage: str, hybrid: bool) -> int | None:
+        for rank, hit in enumerate(records.search(question, k=10, hybrid=hybrid), start=1):
+            text = " ".join(f"{hit.chunk.heading} {hit.chunk.text}".split())
+            if hit.chunk.source.endswith(f"/{source}") and passage in text:
+                return rank
+        return None
+
+    monkeypatch.setenv("KZ_RAG_DIR", str(root))  # where the built index is
+    evaluation = rag.evaluate("records", path, k=5)
+    for method, hybrid in (("vector", False), ("hybrid", True)):
+        ranks = [by_hand(question, passage, hybrid) for question, passage in asked]
+        assert evaluation.ranks[method] == ranks and ranks[2] is None and ranks[1] is not None
+        assert evaluation.recall(method) == sum(r is not None and r <= 5 for r in ranks) / 3
+        assert evaluation.mrr(method) == pytest.approx(sum(1 / r for r in ranks if r) / 3)
+    assert [row["method"] for row in evaluation.rows()] == ["vector", "hybrid"]
+    with pytest.raises(RagError, match="Unknown method 'bm25'"):
+        rag.evaluate("records", path, methods=["bm25"])
 
 
 def test_recall_at_5_of_known_answer_chunks(built, corpus):
