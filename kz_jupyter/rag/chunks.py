@@ -116,17 +116,21 @@ def _pieces(text: str, limit: int, budget: Budget) -> list[str]:
         step = max(1, len(word) * limit // (size + 1))
         split_words += [(word[i : i + step], budget.size(word[i : i + step]))
                         for i in range(0, len(word), step)]  # fmt: skip
-    pieces, current = [], []
+    pieces, current, total = [], [], 0
     for word, size in split_words:
-        if current and sum(s for _, s in current) + size > limit:
+        if current and total + size > limit:
             pieces.append(current)
-            carried = []
+            carried, total = [], 0
             for tail in reversed(current):
-                if sum(s for _, s in carried) + tail[1] > budget.overlap:
+                if total + tail[1] > budget.overlap:
                     break
                 carried.insert(0, tail)
-            current = carried if sum(s for _, s in carried) + size <= limit else []
+                total += tail[1]
+            if total + size > limit:
+                carried, total = [], 0
+            current = carried
         current.append((word, size))
+        total += size
     if current:
         pieces.append(current)
     return [" ".join(word for word, _ in piece).replace("\n ", "\n").strip() for piece in pieces]
