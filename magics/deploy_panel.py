@@ -1,8 +1,10 @@
-"""`%kz deploy` as a panel: download progress, then each status step with its time, then the
-endpoint and a ready-to-copy `openai` snippet, or the error code and what to do."""
+"""`%kz deploy` as a panel: download progress, then each status step with its time (the current
+one with a spinner and the seconds it has taken so far), then the endpoint and a ready-to-copy
+`openai` snippet, or the error code and what to do."""
 
 from __future__ import annotations
 
+import time
 from html import escape
 
 import ipywidgets as widgets
@@ -32,6 +34,7 @@ ranked = client.post(
     body={{"model": "{name}", "query": "Hello?", "documents": ["Hello!", "Goodbye."]}},
 )["results"]  # [{{"index": ..., "relevance_score": ...}}, ...]"""
 SNIPPETS = {"embed": EMBED_SNIPPET, "rerank": RERANK_SNIPPET}
+SPINNER = "◐◓◑◒"
 
 
 def snippet(name: str, base_url: str, task: str) -> str:
@@ -50,19 +53,34 @@ class DeployPanel(TextRepr, widgets.VBox):
                                           layout=widgets.Layout(display="none"))  # fmt: skip
         self._bytes = widgets.Label()
         self._steps = widgets.HTML()
+        self._waiting = widgets.HTML()
         self._result = widgets.HTML()
         title = widgets.HTML(f"<b>Deploying {escape(model)} as '{escape(name)}'</b>")
-        super().__init__([title, widgets.HBox([self._bar, self._bytes]), self._steps, self._result])
+        super().__init__([title, widgets.HBox([self._bar, self._bytes]), self._steps,
+                          self._waiting, self._result])  # fmt: skip
 
     def add_step(self, entry: dict) -> None:
         """Show a status transition with the seconds since the deploy began."""
         self.steps.append(entry)
+        self._show_steps(self.steps)
+
+    def _show_steps(self, steps: list[dict]) -> None:
         rows = "".join(
             f"<tr><td>{status_html(e['status'])}</td><td>+{e['at'] - self.started:.1f} s</td>"
             f"<td>{escape(e.get('detail') or '')}</td></tr>"
-            for e in self.steps
+            for e in steps
         )
         self._steps.value = f"<table>{rows}</table>"
+
+    def tick(self, record: dict, now: float | None = None) -> None:
+        """Show the step under way with a spinner and how long it and the deploy have taken."""
+        now = time.time() if now is None else now
+        since = record["history"][-1]["at"] if record.get("history") else self.started
+        spinner = SPINNER[int(now * 2) % len(SPINNER)]
+        self._waiting.value = (
+            f"<span style='color:var(--jp-ui-font-color2)'>{spinner} {escape(record['status'])} "
+            f"for {now - since:.0f} s, {now - self.started:.0f} s in all</span>"
+        )
 
     def progress(self, done: int, total: int) -> None:
         """Show download progress in bytes."""
@@ -72,6 +90,7 @@ class DeployPanel(TextRepr, widgets.VBox):
 
     def finish(self, record: dict, base_url: str) -> None:
         """Show the endpoint and a snippet, or the failure with its remediation."""
+        self._waiting.value = ""
         if record["status"] in ("DEPLOYED", "UNLOADED"):
             task = (record.get("plan") or {}).get("task", "generate")
             code = snippet(self.name, base_url, task)
@@ -86,6 +105,8 @@ class DeployPanel(TextRepr, widgets.VBox):
             )
             return
         self.outcome = format_failure(record)
+        if self.steps:  # the failure's message is said once, below the steps
+            self._show_steps([*self.steps[:-1], self.steps[-1] | {"detail": ""}])
         error = record.get("error") or {}
         self._result.value = (
             f"{status_html(record['status'])} <b>[{escape(error.get('code', '?'))}]</b> "

@@ -49,7 +49,8 @@ COMMANDS = """\
 %kz ps                          deployments (in a notebook: a live table with stop, restart, logs)
 %kz logs NAME [--lines N] [--follow]   the engine's log, issue lines marked with '!'
                                 (in a notebook: a live tail)
-%kz stop NAME                   stop a deployment and its engine processes
+%kz stop NAME [--forget]        stop a deployment and its engine processes; --forget also
+                                removes its record from the list (its name is free again)
 %kz top                         every deployment's requests/s, tokens/s, TTFT, queue, memory,
                                 with plots of the last minutes and the machine's CPU, RAM, GPUs
                                 (in a notebook: live until stopped)
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--follow", action="store_true")
     stop = commands.add_parser("stop", add_help=False)
     stop.add_argument("name")
+    stop.add_argument("--forget", action="store_true")
     share = commands.add_parser("share", add_help=False)
     share.add_argument("name")
     share.add_argument("share", metavar="all|private|group:NAME")
@@ -378,18 +380,16 @@ class KzMagics(Magics):
 
     def _deploy_panel(self, model: str, name: str, started: float) -> None:
         """Show the deploy panel and drive it until the deployment is up or has failed; the
-        outcome is also one line of text, as in a terminal (what notebooks keep and compare)."""
+        panel says the outcome, once (its text form, what notebooks keep and compare, too)."""
         from IPython.display import display
 
         from kz_jupyter.magics.deploy_panel import DeployPanel
 
         panel = DeployPanel(model, name, started)
         display(panel)
-        final = self.client.wait(name, on_transition=panel.add_step, on_progress=panel.progress)
+        final = self.client.wait(name, on_transition=panel.add_step, on_progress=panel.progress,
+                                 on_poll=panel.tick)  # fmt: skip
         panel.finish(final, self.client.openai_base_url)
-        if final["status"] not in ("DEPLOYED", "UNLOADED"):
-            raise KzError(format_failure(final))
-        print(f"'{name}' is ready: OpenAI endpoint {self.client.openai_base_url} (model='{name}')")
 
     def _do_chat(self, args, cell) -> object:
         name, words = args.name, list(args.prompt)
@@ -434,8 +434,9 @@ class KzMagics(Magics):
             return
 
     def _do_stop(self, args, cell) -> None:
-        record = self.client.stop(args.name)
-        print(f"'{record['name']}' is {record['status']}.")
+        record = self.client.stop(args.name, forget=args.forget)
+        removed = " and removed from the list" if args.forget else ""
+        print(f"'{record['name']}' is {record['status']}{removed}.")
 
     def _do_share(self, args, cell) -> None:
         record = self.client.share(args.name, args.share)

@@ -10,7 +10,7 @@ import ipywidgets as widgets
 
 from kz_jupyter.client import KzClient
 from kz_jupyter.errors import KzError
-from kz_jupyter.magics.panel import TextRepr
+from kz_jupyter.magics.panel import ERROR_TEXT, TextRepr
 from kz_jupyter.magics.text import format_log_event
 
 KEPT_LINES = 500
@@ -21,11 +21,11 @@ BOX_STYLE = (
 
 
 def event_html(event: dict) -> str:
-    """One log line; an issue line in red with its error code."""
+    """One log line; an issue line in bold, marked in red, with its error code."""
     text = escape(f"{event['replica']} {event['line']}")
     if event.get("issue"):
         return (
-            "<span style='color:var(--jp-error-color1);font-weight:bold'>"
+            f"<span style='{ERROR_TEXT}padding-left:4px;font-weight:bold'>"
             f"[{escape(event['issue'])}] {text}</span>"
         )
     return text

@@ -83,17 +83,26 @@ def shown(panel: TextRepr) -> TextRepr | None:
     return None
 
 
+# Each status's dot, in JupyterLab's theme colors (the word itself stays in the text color,
+# which reads well in every theme; a dot needs only 3:1 against its background).
 STATUS_COLORS = {
-    "DEPLOYED": "#1a7f37",
-    "FAILED": "#cf222e",
-    "ERROR": "#cf222e",
-    "STOPPED": "#6e7781",
-    "UNLOADED": "#6e7781",
-    "MUST_REDOWNLOAD": "#bc4c00",
+    "DEPLOYED": "var(--jp-success-color1)",
+    "FAILED": "var(--jp-error-color1)",
+    "ERROR": "var(--jp-error-color1)",
+    "STOPPED": "var(--jp-ui-font-color2)",
+    "UNLOADED": "var(--jp-ui-font-color2)",
+    "MUST_REDOWNLOAD": "var(--jp-warn-color0)",
 }
+# An error's text: the text color (readable in every theme; JupyterLab's error red is under
+# 4.5:1 on the dark theme's panels), marked by a bar in the error color.
+ERROR_TEXT = "color:var(--jp-ui-font-color1);border-left:3px solid var(--jp-error-color1);"
+DOT = "display:inline-block;width:0.6em;height:0.6em;border-radius:50%;margin-right:0.3em;"
 
 
 def status_html(status: str) -> str:
-    """A status word in its color (in-progress statuses are blue)."""
-    color = STATUS_COLORS.get(status.split()[0], "#0969da")
-    return f"<b style='color:{color}'>{escape(status)}</b>"
+    """A status word after a dot in its color (in-progress statuses are the brand color)."""
+    color = STATUS_COLORS.get(status.split()[0], "var(--jp-brand-color1)")
+    return (
+        f"<span><span aria-hidden='true' style='{DOT}"
+        f"background:{color}'></span><b>{escape(status)}</b></span>"
+    )

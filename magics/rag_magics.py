@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kz_jupyter.errors import KzError
-from kz_jupyter.magics.panel import shown
+from kz_jupyter.magics.panel import in_kernel, shown
 from kz_jupyter.magics.progress import DownloadBar
-from kz_jupyter.magics.text import format_table
+from kz_jupyter.magics.text import format_table, source_lines
 
 if TYPE_CHECKING:
     from kz_jupyter.client import KzClient
@@ -154,22 +154,25 @@ def _search(args, client):
 
 
 def _ask(args, client) -> None:
+    """In a notebook, the ask panel (its phases live, the sources first); elsewhere, the
+    answer streamed as text, then its sources."""
     from kz_jupyter import rag
 
+    if in_kernel():
+        from IPython.display import display
+
+        from kz_jupyter.magics.ask_panel import AskPanel
+
+        panel = AskPanel(args.name, " ".join(args.text), args.deployment, k=args.k,
+                         hybrid=args.hybrid, max_tokens=args.max_tokens)  # fmt: skip
+        display(panel)
+        panel.run(client)
+        return
     answer = rag.ask(
         args.name, " ".join(args.text), args.deployment, k=args.k, hybrid=args.hybrid,
         max_tokens=args.max_tokens, client=client,
     )  # fmt: skip
     print_answer(answer)
-
-
-def source_lines(answer) -> list[str]:
-    """The sources of a grounded answer, numbered as the model cites them."""
-    lines = [f"[{number}] {hit.chunk.source}, {hit.chunk.location} ({hit.chunk.heading})"
-             for number, hit in enumerate(answer.sources, start=1)]  # fmt: skip
-    if answer.prompt.dropped:
-        lines.append(f"({answer.prompt.dropped} more retrieved chunks did not fit the context)")
-    return lines
 
 
 def print_answer(answer) -> None:

@@ -1,8 +1,12 @@
-"""Plain-text views of hardware, deployments and logs, for terminals and nbval."""
+"""Plain-text views of hardware, deployments, logs, replies and sources, for terminals and nbval."""
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kz_jupyter.client.replies import Reply
 
 
 def format_bytes(size: float) -> str:
@@ -238,3 +242,28 @@ def format_audit(entries: list[dict]) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["at"]))
         rows.append((when, entry["user"], entry["action"], entry["target"], details))
     return format_table(rows)
+
+
+def format_reply_figures(reply: Reply, max_tokens: int) -> str:
+    """How a reply came: time to first token, tokens, tokens/s, and how it ended early."""
+    parts = []
+    if reply.ttft is not None:
+        parts.append(f"TTFT {reply.ttft * 1000:.0f} ms")
+    if reply.completion_tokens:
+        parts.append(f"{reply.completion_tokens} tokens")
+    if reply.tokens_per_s:
+        parts.append(f"{reply.tokens_per_s:.1f} tok/s")
+    if reply.stopped:
+        parts.append("stopped")
+    elif reply.finish_reason == "length":
+        parts.append(f"cut at --max-tokens {max_tokens}")
+    return " · ".join(parts)
+
+
+def source_lines(answer) -> list[str]:
+    """The sources of a grounded answer, numbered as the model cites them."""
+    lines = [f"[{number}] {hit.chunk.source}, {hit.chunk.location} ({hit.chunk.heading})"
+             for number, hit in enumerate(answer.sources, start=1)]  # fmt: skip
+    if answer.prompt.dropped:
+        lines.append(f"({answer.prompt.dropped} more retrieved chunks did not fit the context)")
+    return lines

@@ -5,66 +5,14 @@
 from __future__ import annotations
 
 import statistics
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from kz_jupyter.batch.run import run_batch
 from kz_jupyter.client import KzClient
+from kz_jupyter.client.replies import Reply, TextCallback, stream_reply
 from kz_jupyter.errors import KzError
-
-TextCallback = Callable[[str, str], None]  # (deployment, text so far)
-
-
-@dataclass
-class Reply:
-    """One deployment's streamed answer and how fast it came."""
-
-    deployment: str
-    text: str = ""
-    ttft: float | None = None  # seconds to the first text
-    seconds: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    error: str | None = None
-
-    @property
-    def tokens_per_s(self) -> float | None:
-        """Generated tokens per second after the first (None before two tokens)."""
-        if self.ttft is None or self.completion_tokens < 2 or self.seconds <= self.ttft:
-            return None
-        return (self.completion_tokens - 1) / (self.seconds - self.ttft)
-
-
-def stream_reply(
-    client: KzClient, deployment: str, messages: list[dict], params: dict, on_text: TextCallback
-) -> Reply:
-    """Stream one deployment's answer, calling on_text as it grows; an error is the reply's."""
-    import openai
-
-    reply, started = Reply(deployment), time.perf_counter()
-    try:
-        stream = client.openai().chat.completions.create(
-            model=deployment, messages=messages, stream=True,
-            stream_options={"include_usage": True}, **params,
-        )  # fmt: skip
-        for chunk in stream:
-            if chunk.usage:
-                reply.prompt_tokens = chunk.usage.prompt_tokens
-                reply.completion_tokens = chunk.usage.completion_tokens
-            if chunk.choices and chunk.choices[0].delta.content:
-                reply.ttft = reply.ttft or time.perf_counter() - started
-                reply.text += chunk.choices[0].delta.content
-                on_text(deployment, reply.text)
-    except openai.APIStatusError as error:
-        body = error.body if isinstance(error.body, dict) else {}
-        reply.error = f"HTTP {error.status_code}: {body.get('message') or error.message}"
-    except openai.APIConnectionError as error:
-        reply.error = f"no answer from the server: {error}"
-    reply.seconds = time.perf_counter() - started
-    return reply
 
 
 def compare(

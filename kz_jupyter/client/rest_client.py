@@ -151,9 +151,15 @@ class KzClient:
         params = {"dry_run": "true" if dry_run else "false"}
         return self._request("DELETE", "models", name, params=params)
 
-    def stop(self, name: str) -> dict:
-        """Stop a deployment and return its final record."""
-        return self._request("DELETE", "deployments", name)
+    def stop(self, name: str, forget: bool = False) -> dict:
+        """Stop a deployment and return its final record; with forget, its record is removed
+        too (a STOPPED or FAILED one leaves the list, its name free)."""
+        params = {"forget": "true"} if forget else None
+        return self._request("DELETE", "deployments", name, params=params)
+
+    def remove(self, name: str) -> dict:
+        """Stop a deployment when it runs and forget its record."""
+        return self.stop(name, forget=True)
 
     def share(self, name: str, share: str) -> dict:
         """Share a deployment: 'private', 'all' or 'group:NAME' (owner or admin)."""
@@ -198,9 +204,11 @@ class KzClient:
         on_transition: Callable[[dict], None] | None = None,
         timeout: float = 900.0,
         on_progress: Callable[[int, int], None] | None = None,
+        on_poll: Callable[[dict], None] | None = None,
     ) -> dict:
-        """Wait until a deployment is DEPLOYED or has ended; report each transition and the
-        download progress (done, total bytes) while its files are fetched."""
+        """Wait until a deployment is DEPLOYED or has ended; report each transition, the
+        download progress (done, total bytes) while its files are fetched, and each record
+        read (on_poll, about twice a second: for elapsed time)."""
         seen = 0
         deadline = time.monotonic() + timeout
         while True:
@@ -212,6 +220,8 @@ class KzClient:
             progress = record.get("progress")
             if on_progress is not None and progress and progress.get("total"):
                 on_progress(progress["done"], progress["total"])
+            if on_poll is not None:
+                on_poll(record)
             status = DeploymentStatus(record["status"])
             if status in (DeploymentStatus.DEPLOYED, DeploymentStatus.UNLOADED) or (
                 status.is_terminal

@@ -13,6 +13,7 @@ export interface IDeployment {
   created_at: number;
   replicas: { id: string; status: string }[];
   error: { code: string; message: string; remediation: string } | null;
+  plan: { task?: string } | null;
 }
 
 /** A deployment's figures of the last minute, as `GET /kz/api/stats` answers them. */
@@ -56,6 +57,7 @@ export interface IEngine {
 export interface ILogs {
   name: string;
   replicas: Record<string, { lines: string[]; issues: [number, string, string][] }>;
+  remedies?: Record<string, string>; // what to do about each issue code found
 }
 
 /** An error the server answered, with its message. */

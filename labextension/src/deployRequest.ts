@@ -26,3 +26,20 @@ export interface IDeployRequest {
   pin?: boolean | null;
   share?: string | string[] | null;
 }
+
+/** The bounds of each number option, as the server checks them. */
+export interface IBounds {
+  minimum?: number;
+  maximum?: number;
+}
+
+export const DEPLOY_BOUNDS: Record<string, IBounds> = {
+  context_length: { minimum: 64, maximum: 1048576 },
+  replicas: { minimum: 1, maximum: 16 },
+  gpu_layers: { minimum: -1, maximum: 100000 },
+  parallel: { minimum: 1, maximum: 256 },
+  tensor_parallel: { minimum: 1, maximum: 64 },
+  gpu_memory_utilization: { maximum: 1 },
+  num_gpus: { minimum: 0 },
+  keep_alive: { minimum: -1, maximum: 2592000 },
+};

@@ -1,8 +1,10 @@
 /**
  * The kz sidebar: the hardware summary, a deploy form, and the deployments with their status,
- * figures of the last minute (requests/s, tokens/s, time to first token, queue), stop, restart
- * and logs; refreshed while the sidebar is shown.
+ * endpoint, figures of the last minute (requests/s, tokens/s, time to first token, queue), stop,
+ * restart, remove and logs; refreshed while the sidebar is shown.
  */
+import { Clipboard } from '@jupyterlab/apputils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import {
@@ -15,25 +17,20 @@ import {
   formatFigures,
   requestAPI
 } from './api';
-import { IDeployRequest } from './deployRequest';
+import { DEPLOY_BOUNDS, IDeployRequest } from './deployRequest';
+import { element } from './dom';
 
 const REFRESH_MS = 2000;
+const HARDWARE_EVERY = 5; // refreshes between readings of the free RAM
+const ENDED = ['STOPPED', 'FAILED'];
 
-/** Make an element with a class and text. */
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className = '',
-  text = ''
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  node.className = className;
-  node.textContent = text;
-  return node;
-}
-
-/** The sidebar panel. `openLogs` shows a deployment's log in the main area. */
+/** The sidebar panel. `openLogs` shows a deployment's log in the main area, `openChat` the
+ * docked chat with a deployment. */
 export class KzSidebar extends Widget {
-  constructor(private openLogs: (name: string) => void) {
+  constructor(
+    private openLogs: (name: string) => void,
+    private openChat: (name: string) => void
+  ) {
     super();
     this.id = 'kz-sidebar';
     this.addClass('kz-sidebar');
@@ -67,16 +64,14 @@ export class KzSidebar extends Widget {
     window.clearInterval(this._timer);
   }
 
-  /** Read deployments (and, the first time, hardware and engines) again. */
+  /** Read deployments (and, the first time, the engines; every few times, the hardware). */
   async refresh(everything: boolean): Promise<void> {
     try {
       if (everything) {
-        const [hardware, engines] = await Promise.all([
-          requestAPI<IHardware>('hardware?engines=false'),
-          requestAPI<IEngine[]>('engines')
-        ]);
-        this.showHardware(hardware);
-        this.showEngines(engines);
+        this.showEngines(await requestAPI<IEngine[]>('engines'));
+      }
+      if (everything || ++this._ticks % HARDWARE_EVERY === 0) {
+        this.showHardware(await requestAPI<IHardware>('hardware?engines=false'));
       }
       const [deployments, stats] = await Promise.all([
         requestAPI<IDeployment[]>('deployments'),
@@ -95,10 +90,14 @@ export class KzSidebar extends Widget {
     this._model.placeholder = 'preset, pip-shipped model, path or Hub repo';
     this._engine.name = 'engine';
     this._engine.append(new Option('auto (best for this machine)', ''));
+    this._name.name = 'name';
+    this._name.placeholder = 'from the model (e.g. smollm2)';
     this._context.name = 'context';
     this._context.type = 'number';
-    this._context.min = '256';
-    this._context.placeholder = 'the model default (up to 4096)';
+    const bounds = DEPLOY_BOUNDS.context_length;
+    this._context.min = `${bounds.minimum}`;
+    this._context.max = `${bounds.maximum}`;
+    this._context.placeholder = "the model's own";
     const labelled = (text: string, input: HTMLElement) => {
       const label = element('label', '', text);
       label.appendChild(input);
@@ -108,6 +107,7 @@ export class KzSidebar extends Widget {
     submit.type = 'submit';
     form.append(
       labelled('Model', this._model),
+      labelled('Name', this._name),
       labelled('Engine', this._engine),
       labelled('Context (tokens)', this._context),
       submit,
@@ -122,6 +122,9 @@ export class KzSidebar extends Widget {
 
   private async deploy(): Promise<void> {
     const body: IDeployRequest = { model: this._model.value.trim() };
+    if (this._name.value.trim()) {
+      body.name = this._name.value.trim();
+    }
     if (this._engine.value) {
       body.engine = this._engine.value;
     }
@@ -134,17 +137,20 @@ export class KzSidebar extends Widget {
         body: JSON.stringify(body)
       });
       this.say(`Deploying ${record.model} as '${record.name}'`, false);
+      this._pending = record.name;
       await this.refresh(false);
     } catch (error) {
       this.say(`${error}`, true);
     }
   }
 
-  private async act(name: string, action: 'stop' | 'restart'): Promise<void> {
+  private async act(name: string, action: 'stop' | 'restart' | 'remove'): Promise<void> {
     const path = `deployments/${encodeURIComponent(name)}`;
     try {
       if (action === 'stop') {
         await requestAPI(path, { method: 'DELETE' });
+      } else if (action === 'remove') {
+        await requestAPI(`${path}?forget=true`, { method: 'DELETE' });
       } else {
         await requestAPI(`${path}/restart`, { method: 'POST' });
       }
@@ -187,11 +193,25 @@ export class KzSidebar extends Widget {
   }
 
   private showDeployments(deployments: IDeployment[], stats: IStats): void {
+    const shown = JSON.stringify([deployments, stats.deployments]);
+    if (shown === this._shown) {
+      return; // nothing changed: the rows (and a click on one) stay as they are
+    }
+    this._shown = shown;
     if (!deployments.length) {
       this._deployments.replaceChildren(element('div', '', 'No deployments yet.'));
       return;
     }
     const figures = new Map(stats.deployments.map(d => [d.name, d]));
+    const pending = deployments.find(d => d.name === this._pending);
+    if (pending && (pending.status === 'DEPLOYED' || ENDED.includes(pending.status))) {
+      const outcome =
+        pending.status === 'DEPLOYED'
+          ? `'${pending.name}' is DEPLOYED: chat with it, or use its endpoint below.`
+          : `'${pending.name}' is ${pending.status}: its row says why and what to do.`;
+      this.say(outcome, pending.status !== 'DEPLOYED');
+      this._pending = '';
+    }
     this._deployments.replaceChildren(
       ...deployments.map(deployment =>
         this.deploymentRow(deployment, figures.get(deployment.name))
@@ -204,6 +224,7 @@ export class KzSidebar extends Widget {
     row.dataset.deployment = deployment.name;
     const ready = deployment.replicas.filter(r => r.status === 'DEPLOYED').length;
     const status = element('span', `kz-status kz-status-${deployment.status}`, deployment.status);
+    status.dataset.status = deployment.status;
     const title = element('div');
     title.append(
       element('b', '', deployment.name),
@@ -211,7 +232,10 @@ export class KzSidebar extends Widget {
       status,
       ` ${deployment.engine ?? '-'} ${ready}/${deployment.replicas.length}`
     );
-    row.append(title, element('div', '', deployment.model));
+    row.append(title, element('div', 'kz-model', deployment.model));
+    if (deployment.status === 'DEPLOYED') {
+      row.append(this.endpointLine(deployment.name));
+    }
     if (stats && (deployment.status === 'DEPLOYED' || deployment.status === 'UNLOADED')) {
       const figures = element('div', 'kz-figures', formatFigures(stats));
       figures.title = 'Last minute, measured at the proxy';
@@ -224,26 +248,47 @@ export class KzSidebar extends Widget {
         element('div', 'kz-remediation', `What to do: ${error.remediation}`)
       );
     }
-    const buttons = element('div');
+    const buttons = element('div', 'kz-buttons');
     const button = (label: string, onClick: () => void, disabled = false) => {
       const node = element('button', 'jp-mod-styled', label);
       node.disabled = disabled;
       node.addEventListener('click', onClick);
       buttons.appendChild(node);
     };
-    const ended = deployment.status === 'STOPPED' || deployment.status === 'FAILED';
+    const ended = ENDED.includes(deployment.status);
     button('stop', () => void this.act(deployment.name, 'stop'), ended);
     button('restart', () => void this.act(deployment.name, 'restart'));
     button('logs', () => this.openLogs(deployment.name));
+    if (deployment.status === 'DEPLOYED' && (deployment.plan?.task ?? 'generate') === 'generate') {
+      button('chat', () => this.openChat(deployment.name));
+    }
+    if (ended) {
+      button('remove', () => void this.act(deployment.name, 'remove'));
+    }
     row.appendChild(buttons);
     return row;
+  }
+
+  /** The OpenAI endpoint of a serving deployment, with a button that copies it. */
+  private endpointLine(name: string): HTMLElement {
+    const endpoint = URLExt.join(PageConfig.getBaseUrl(), 'kz/v1');
+    const line = element('div', 'kz-endpoint');
+    const copy = element('button', 'jp-mod-styled', 'copy');
+    copy.title = `Copy the OpenAI base URL (model '${name}')`;
+    copy.addEventListener('click', () => Clipboard.copyToSystem(endpoint));
+    line.append(element('code', '', endpoint), ' ', copy);
+    return line;
   }
 
   private _hardware = element('div', 'kz-hardware');
   private _deployments = element('div', 'kz-deployments');
   private _model = element('input');
+  private _name = element('input');
   private _engine = element('select');
   private _context = element('input');
   private _message = element('div', 'kz-message');
   private _timer = 0;
+  private _ticks = 0;
+  private _pending = '';
+  private _shown = '';
 }

@@ -26,6 +26,7 @@ from kz_jupyter.server_ext.lifecycle.deploy_request import (
     parse_deploy_request,
     parse_share_field,
 )
+from kz_jupyter.states import ErrorCode
 
 MAX_LOG_LINES = 10_000
 HEARTBEAT_SECONDS = 2.0  # a quiet log stream sends a blank line this often
@@ -112,10 +113,14 @@ class DeploymentHandler(KzAPIHandler):
     @web.authenticated
     @authorized
     async def delete(self, name: str) -> None:
-        """Stop the deployment and end its engine processes (owner or admin)."""
-        self.changeable_or_403(name, "stop")
-        deployment = await self.controller.stop(name)
-        self.audit.record(self.viewer.name, "stop", name, owner=deployment.owner)
+        """Stop the deployment and end its engine processes (owner or admin); with
+        `forget=true`, also remove its record (its name is then free)."""
+        forget = self.flag_argument("forget", False)
+        action = "remove" if forget else "stop"
+        self.changeable_or_403(name, action)
+        stop = self.controller.forget if forget else self.controller.stop
+        deployment = await stop(name)
+        self.audit.record(self.viewer.name, action, name, owner=deployment.owner)
         self.finish(json.dumps(deployment.to_dict()))
 
 
@@ -142,7 +147,8 @@ class LogsHandler(KzAPIHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str) -> None:
-        """Return {replica: {lines, issues}}; `?lines=N` bounds the tail (default 200).
+        """Return {replicas: {replica: {lines, issues}}, remedies: {code: what to do}};
+        `?lines=N` bounds the tail (default 200).
 
         With `?follow=true`, stream NDJSON events {replica, line, issue}: the tail, then each
         new line as the engine writes it, until the deployment stops; a blank line every few
@@ -163,7 +169,9 @@ class LogsHandler(KzAPIHandler):
             replica: {"lines": lines, "issues": issue_lines(lines, patterns)}
             for replica, lines in logs.items()
         }
-        self.finish(json.dumps({"name": name, "replicas": replicas}))
+        codes = {code for data in replicas.values() for _, code, _ in data["issues"]}
+        remedies = {code: ErrorCode(code).remediation for code in sorted(codes)}
+        self.finish(json.dumps({"name": name, "replicas": replicas, "remedies": remedies}))
 
     async def _follow(self, name: str, count: int, patterns) -> None:
         """Stream NDJSON events {replica, line, issue} until the deployment stops."""

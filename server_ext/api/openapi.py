@@ -102,7 +102,8 @@ def paths() -> dict:
             },
             "delete": {
                 "summary": "Stop it (its record stays, STOPPED, with its history)",
-                "responses": answers(200, 404),
+                "responses": answers(200, 400, 404),
+                "parameters": [query("forget", BOOLEAN_TEXT, "also remove its record")],
             },
         },
         "/kz/api/deployments/{name}/logs": {

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -29,13 +30,25 @@ def typescript_type(schema: dict) -> str:
             "null": "null"}.get(kind, "unknown")  # fmt: skip
 
 
+def bounds(schema: dict) -> dict[str, float]:
+    """A number option's bounds in its schema (minimum, maximum), if any."""
+    found: dict[str, float] = {}
+    for part in [schema, *schema.get("anyOf", [])]:
+        found |= {key: part[key] for key in ("minimum", "maximum") if key in part}
+    return found
+
+
 def deploy_request_module() -> str:
-    """The TypeScript module: the IDeployRequest interface, one member per option."""
+    """The TypeScript module: the IDeployRequest interface, one member per option, and the
+    bounds of the number options (so the sidebar's fields check what the server checks)."""
     schema = body_schema()
-    members = []
+    members, limits = [], []
     for name, prop in schema["properties"].items():
         optional = "" if name in schema["required"] else "?"
         members.append(f"  {name}{optional}: {typescript_type(prop)};")
+        if found := bounds(prop):
+            pairs = ", ".join(f"{key}: {json.dumps(value)}" for key, value in found.items())
+            limits.append(f"  {name}: {{ {pairs} }},")
     return "\n".join(
         [
             "// Written by `python -m kz_jupyter.server_ext.api.typescript_types` from the deploy",
@@ -45,6 +58,16 @@ def deploy_request_module() -> str:
             "export interface IDeployRequest {",
             *members,
             "}",
+            "",
+            "/** The bounds of each number option, as the server checks them. */",
+            "export interface IBounds {",
+            "  minimum?: number;",
+            "  maximum?: number;",
+            "}",
+            "",
+            "export const DEPLOY_BOUNDS: Record<string, IBounds> = {",
+            *limits,
+            "};",
             "",
         ]
     )

@@ -288,6 +288,19 @@ class Controller:
             deployment.changed()
         return deployment
 
+    async def forget(self, name: str) -> Deployment | None:
+        """Stop a deployment (when it runs) and remove its record, from memory and the store."""
+        deployment = await self.stop(name)
+        if deployment is None:
+            return None
+        if self.deployments.get(name) is deployment:  # not replaced by a deploy meanwhile
+            deployment.on_change = None
+            del self.deployments[name]
+            self._tasks.pop(name, None)
+            if self.store is not None:
+                self.store.delete(name)
+        return deployment
+
     async def restart(self, name: str) -> Deployment | None:
         """Stop a deployment (when running) and deploy it again as it was requested; a new
         record, with a fresh history, replaces the old one."""

@@ -65,6 +65,11 @@ class DeploymentStore:
                 (deployment.name, record, time.time()),
             )
 
+    def delete(self, name: str) -> None:
+        """Forget a deployment's record."""
+        with self._lock:
+            self._db.execute("DELETE FROM deployments WHERE name = ?", (name,))
+
     def load(self) -> list[Deployment]:
         """Every stored deployment; an unreadable record is skipped, not fatal."""
         with self._lock:

@@ -1,7 +1,9 @@
 """The JupyterLab sidebar in a real browser: a real JupyterLab server (the extension as the
 package build made it), headless Debian Chromium driven by Playwright. Open the sidebar, deploy
-the default model from the form, see it reach DEPLOYED, open its logs in a main-area tab, stop
-it. Screenshots of each step are kept in test-artifacts/lab-sidebar/."""
+the default model from the form, see it reach DEPLOYED, run the notebook panels beside it (in
+the light and the dark theme, every text measured against WCAG AA), use `%kz ps` at a narrow
+width, open the logs in a main-area tab, stop it, remove a FAILED record. Screenshots of each
+step are kept in test-artifacts/lab-sidebar/."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import httpx
 import pytest
 from tests.support.kernel_session import start_jupyter_server
 from playwright.sync_api import Page, expect, sync_playwright
+from tests.support.contrast import below_aa
 from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.slow
@@ -33,7 +36,15 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture
 def jupyterlab(tmp_path):
-    url, token, process = start_jupyter_server(tmp_path, app="jupyterlab")
+    # JupyterLab's settings (the theme this test switches) and layout: this server's only
+    settings = tmp_path / "lab-settings"
+    news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text('{"fetchNews": "false"}')  # no "get notified about news?" toast over us
+    url, token, process = start_jupyter_server(
+        tmp_path, app="jupyterlab", JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
+    )
     yield url, token
     process.terminate()
     process.wait(timeout=60)
@@ -47,18 +58,21 @@ def test_deploy_watch_logs_and_stop_from_the_sidebar(jupyterlab):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.set_default_timeout(60_000)
+        console = []  # the page's console, kept with the screenshots
+        page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
         try:
             drive_the_sidebar(page, url, token)
         except Exception:
             page.screenshot(path=ARTIFACTS / "failure.png")
             raise
         finally:
+            (ARTIFACTS / "console.log").write_text("\n".join(console))
             browser.close()
 
     headers = {"Authorization": f"token {token}"}
     records = httpx.get(url + "kz/api/deployments", headers=headers).json()
     statuses = sorted((r["name"], r["status"]) for r in records)
-    assert statuses == [("model.gguf", "FAILED"), ("smollm2", "STOPPED")]
+    assert statuses == [("smollm2", "STOPPED")]  # the FAILED records were removed
 
 
 def drive_the_sidebar(page: Page, url: str, token: str) -> None:
@@ -70,6 +84,8 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     expect(sidebar).to_be_visible()
     expect(sidebar.locator(".kz-hardware")).to_contain_text("RAM:")
     expect(sidebar.locator("select[name=engine] option[value=llamacpp]")).to_have_count(1)
+    with page.expect_request(lambda r: "kz/api/hardware" in r.url, timeout=15_000):
+        pass  # the free RAM is read again while the sidebar is shown
     page.screenshot(path=ARTIFACTS / "1-sidebar.png")
 
     expect(sidebar.locator("input[name=model]")).to_have_value("smollm2")
@@ -78,6 +94,10 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     expect(sidebar.locator(".kz-message")).to_contain_text("Deploying smollm2 as 'smollm2'")
     expect(row.locator(".kz-status")).to_have_text("DEPLOYED", timeout=180_000)
     expect(row).to_contain_text("llamacpp 1/1")
+    expect(sidebar.locator(".kz-message")).to_have_text(
+        "'smollm2' is DEPLOYED: chat with it, or use its endpoint below."
+    )
+    expect(row.locator(".kz-endpoint code")).to_have_text(f"{url}kz/v1")
     chat = {"model": "smollm2", "max_tokens": 16, "temperature": 0, "stream": True,
             "messages": [{"role": "user", "content": "What is the capital of France?"}]}  # fmt: skip
     answer = httpx.post(url + "kz/v1/chat/completions", json=chat, timeout=120,
@@ -88,7 +108,7 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     expect(figures).to_contain_text("queue 0")
     page.screenshot(path=ARTIFACTS / "2-deployed.png")
 
-    top_in_a_notebook(page, url, token)
+    panels_in_a_notebook(page, url, token)
 
     if not sidebar.is_visible():  # the notebook's page may have it closed
         tab.click()
@@ -98,6 +118,7 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     expect(logs).to_contain_text("listening on http://127.0.0.1")
     expect(page.locator(".lm-TabBar-tab", has_text="Logs: smollm2")).to_have_count(1)
     page.screenshot(path=ARTIFACTS / "3-logs.png")
+    logs_viewer(page)
 
     row.get_by_role("button", name="stop").click()
     expect(row.locator(".kz-status")).to_have_text("STOPPED", timeout=60_000)
@@ -117,25 +138,153 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     )
     expect(failed.locator(".kz-remediation")).to_contain_text("What to do:")
     page.screenshot(path=ARTIFACTS / "5-bad-model.png")
+    failed.get_by_role("button", name="remove").click()
+    expect(failed).to_have_count(0)
+    page.screenshot(path=ARTIFACTS / "6-failed-removed.png")
 
 
-def top_in_a_notebook(page: Page, url: str, token: str) -> None:
-    """`%kz top` in a notebook: the live panel with the deployment's plots and the machine's."""
-    cells = [{"cell_type": "code", "source": "%load_ext kz_jupyter\n%kz top", "metadata": {},
-              "outputs": [], "execution_count": None}]  # fmt: skip
+LONG_PATH = "/nonexistent/" + "a-very-long-folder-name/" * 6 + "model.gguf"
+CELLS = [
+    "%load_ext kz_jupyter\n%kz top",
+    "%kz ps",
+    "chat = %kz chat smollm2 --max-tokens 24 --temperature 0\n"
+    "chat.send('What is the capital of France? Answer in one word.')\nchat.wait(120)\nchat",
+    f"%kz deploy {LONG_PATH} --name broken",
+]
+PANELS = "#kz-sidebar, #kz-chat, .jp-OutputArea-output"
+QUESTION = "What is the capital of France? Answer in one word."
+
+
+def logs_viewer(page: Page) -> None:
+    """The logs tab: the level filter keeps warnings (llama-server warns that no API key is
+    set), the search keeps matching lines, wrap folds long lines, download saves the log."""
+    view = page.locator(".jp-MainAreaWidget .kz-logs-view")
+    logs = view.locator(".kz-logs")
+    view.locator("select[name=level]").select_option("warning")
+    expect(logs).to_contain_text("no API key is set")
+    expect(logs).not_to_contain_text("listening on")
+    page.screenshot(path=ARTIFACTS / "3-logs-warnings.png")
+    view.locator("select[name=level]").select_option("info")
+    view.locator("input[name=search]").fill("LISTENING")
+    expect(logs.locator("span:not(.kz-logs-replica)")).to_have_count(1)
+    expect(logs).to_contain_text("listening on http://127.0.0.1")
+    view.locator("input[name=search]").fill("")
+    expect(logs).to_have_class(re.compile(r"\bkz-logs-wrap\b"))
+    view.locator("input[name=wrap]").uncheck()
+    expect(logs).not_to_have_class(re.compile(r"\bkz-logs-wrap\b"))
+    with page.expect_download() as download:
+        view.get_by_role("button", name="download").click()
+    assert download.value.suggested_filename == "smollm2.log"
+    assert "listening on http://127.0.0.1" in Path(download.value.path()).read_text()
+
+
+def docked_chat(page: Page) -> None:
+    """The chat docked in the right sidebar, opened from a deployment's chat button: Enter
+    sends, Shift+Enter adds a line, the reply streams in rendered with its figures, Stop ends
+    one mid-reply, a reply goes into a new notebook cell; the palette and launcher open it."""
+    page.locator("#kz-sidebar .kz-deployment[data-deployment='smollm2']").get_by_role(
+        "button", name="chat"
+    ).click()
+    chat = page.locator("#kz-chat")
+    expect(chat).to_be_visible()
+    expect(chat.locator("select[name=deployment]")).to_have_value("smollm2")
+    chat.locator("input[name=temperature]").fill("0")  # the same answer every time
+    box = chat.locator("textarea[name=message]")
+    box.fill("first line")
+    box.press("Shift+Enter")
+    box.press_sequentially("second line")
+    expect(box).to_have_value("first line\nsecond line")  # a line added, nothing sent
+    expect(chat.locator(".kz-chat-turn")).to_have_count(0)
+    box.fill(QUESTION)
+    box.press("Enter")
+    expect(box).to_have_value("")
+    expect(chat.locator(".kz-chat-user")).to_have_text(QUESTION)  # shown at once
+    reply = chat.locator(".kz-chat-assistant").first
+    expect(reply.locator(".jp-RenderedMarkdown")).to_contain_text("Paris", timeout=120_000)
+    expect(reply.locator(".kz-chat-figures")).to_have_text(
+        re.compile(r"^TTFT \d+ ms · \d+ tokens · [\d.]+ tok/s$")
+    )
+    page.screenshot(path=ARTIFACTS / "chat-reply.png")
+
+    box.fill("Write a long story about a dragon who learns to fly.")
+    box.press("Enter")
+    second = chat.locator(".kz-chat-assistant").nth(1)
+    expect(second.locator(".jp-RenderedMarkdown")).to_contain_text(
+        re.compile(r"\w+ \w+ \w+ \w+"), timeout=120_000
+    )
+    chat.get_by_role("button", name="Stop").click()
+    expect(second.locator(".kz-chat-figures")).to_contain_text("stopped")
+    expect(chat.get_by_role("button", name="Send")).to_be_enabled()
+    page.screenshot(path=ARTIFACTS / "chat-stopped.png")
+
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    before = cells.count()
+    reply.get_by_role("button", name="insert into a new cell").click()
+    expect(cells).to_have_count(before + 1)
+    expect(page.locator(".jp-Notebook .jp-Cell.jp-mod-active")).to_contain_text("Paris")
+
+    page.keyboard.press("Control+Shift+C")  # the command palette
+    palette = page.locator("#command-palette")
+    palette.locator("input").fill("Chat with a local LLM")
+    expect(palette.locator(".lm-CommandPalette-item", has_text="Chat with a local LLM")).to_be_visible()
+    page.keyboard.press("Escape")
+
+
+def panels_in_a_notebook(page: Page, url: str, token: str) -> None:
+    """The notebook panels (`%kz top`, `%kz ps`, the chat widget, a failed deploy) beside the
+    sidebar: readable in the light and the dark theme; `%kz ps`'s buttons usable when the
+    page is narrow, its remove button removing the FAILED record."""
+    cells = [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [],
+              "execution_count": None} for source in CELLS]  # fmt: skip
     kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
     notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": kernel},
                 "cells": cells}  # fmt: skip
-    saved = httpx.put(url + "api/contents/top.ipynb", headers={"Authorization": f"token {token}"},
+    saved = httpx.put(url + "api/contents/panels.ipynb",
+                      headers={"Authorization": f"token {token}"},
                       json={"type": "notebook", "content": notebook})  # fmt: skip
     assert saved.status_code in (200, 201), saved.text
-    page.goto(f"{url}lab/tree/top.ipynb?token={token}")
+    page.goto(f"{url}lab/tree/panels.ipynb?token={token}")
     expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=90_000)
-    editor = page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first
-    editor.click()
-    page.keyboard.press("Shift+Enter")
+    page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first.click()
+    for _ in CELLS:
+        page.keyboard.press("Shift+Enter")
     panel = page.locator(".jp-OutputArea-output .widget-html", has_text="TTFT p95")
     expect(panel).to_contain_text("smollm2", timeout=120_000)
-    expect(panel).to_contain_text("machine")
     expect(panel.locator("svg polyline").first).to_be_attached()
-    page.screenshot(path=ARTIFACTS / "top.png")
+    chat = page.locator(".jp-OutputArea-output", has_text="Chat with 'smollm2'")
+    expect(chat).to_contain_text("Paris", timeout=120_000)
+    expect(chat).to_contain_text(re.compile(r"TTFT \d+ ms"))
+    broken = page.locator(".kz-ps-row", has_text="broken")
+    expect(broken).to_contain_text("FAILED MODEL_LOADING_FAILURE", timeout=60_000)
+    tab = page.locator(".jp-SideBar .lm-TabBar-tab[data-id='kz-sidebar']")
+    if not page.locator("#kz-sidebar").is_visible():
+        tab.click()
+    docked_chat(page)
+    for shown, theme in (("light", "JupyterLab Dark"), ("dark", "JupyterLab Light")):
+        page.screenshot(path=ARTIFACTS / f"panels-{shown}.png")
+        measured, low = below_aa(page, PANELS)
+        assert measured > 40 and not low, (shown, low)
+        page.get_by_role("menuitem", name="Settings").click()
+        page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).click()
+        page.locator(".lm-Menu-itemLabel").get_by_text(theme, exact=True).click()
+        expect(page.locator("body")).to_have_attribute(
+            "data-jp-theme-light", "false" if "Dark" in theme else "true"
+        )
+        page.wait_for_timeout(500)  # the theme's stylesheet applied
+    measured, low = below_aa(page, PANELS)  # light again, as it was
+    assert measured > 40 and not low, low
+
+    page.locator(".lm-TabBar-tab[data-id='kz-chat']").click()  # fold the chat away
+    page.set_viewport_size({"width": 560, "height": 900})  # a narrow page: the row wraps
+    broken.scroll_into_view_if_needed()
+    output = broken.locator("xpath=ancestor::div[contains(@class,'jp-OutputArea-output')]")
+    area = output.bounding_box()
+    for name in ("stop", "restart", "logs", "remove"):
+        button = broken.get_by_role("button", name=name)
+        box = button.bounding_box()
+        assert box["width"] >= 40 and box["x"] + box["width"] <= area["x"] + area["width"] + 1
+        expect(button).to_contain_text(name)
+    page.screenshot(path=ARTIFACTS / "ps-narrow.png")
+    broken.get_by_role("button", name="remove").click()
+    expect(broken).to_have_count(0, timeout=30_000)
+    page.set_viewport_size({"width": 1400, "height": 900})

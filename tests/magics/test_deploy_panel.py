@@ -17,8 +17,11 @@ def test_steps_progress_and_a_ready_endpoint_with_a_snippet():
         panel.add_step(step)
     panel.progress(50 * 1024 * 1024, 100 * 1024 * 1024)
     assert panel._bar.value == 0.5 and panel._bytes.value == "50.0 MiB of 100.0 MiB"
+    panel.tick({"status": "DEPLOYING", "history": STEPS}, now=1012.6)  # a poll, 12 s later
+    assert "DEPLOYING for 12 s, 13 s in all" in panel._waiting.value
     record = {"name": "smollm2", "status": "DEPLOYED", "plan": {"task": "generate"}}
     panel.finish(record, "http://127.0.0.1:8888/kz/v1")
+    assert panel._waiting.value == ""  # the spinner goes with the outcome
     text = panel.text().splitlines()
     assert text[0] == "Deploying smollm2 as 'smollm2'"
     assert text[1].split()[:2] == ["REQUESTED", "+"] and "+  0.4s" in text[2]
@@ -44,6 +47,9 @@ def test_a_reranker_deployment_gets_a_rerank_snippet():
 
 def test_a_failure_shows_its_code_message_and_what_to_do():
     panel = DeployPanel("big", "big", STARTED)
+    panel.add_step(STEPS[0])
+    panel.add_step({"status": "FAILED", "at": 1001.0, "detail": "OOM: Will not fit: 30 GiB"})
+    assert "Will not fit" in panel._steps.value
     record = {
         "name": "big",
         "status": "FAILED",
@@ -53,4 +59,5 @@ def test_a_failure_shows_its_code_message_and_what_to_do():
     panel.finish(record, "/kz/v1")
     assert "big FAILED [OOM] Will not fit" in panel.text()
     assert "What to do: Use a smaller quant or context." in panel.text()
-    assert "<b>[OOM]</b>" in panel._result.value and "#cf222e" in panel._result.value
+    assert "<b>[OOM]</b>" in panel._result.value and "var(--jp-error-color1)" in panel._result.value
+    assert "Will not fit" not in panel._steps.value  # said once, under the steps

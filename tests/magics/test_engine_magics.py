@@ -28,7 +28,7 @@ def transcript(tmp_path_factory, smollm2_safetensors_path):
         "%kz stop v",
         "%kz deploy smollm2 --engine echo --name e",
         '%kz chat e "hello there"',
-        "%kz stop e",
+        "%kz stop e --forget\n%kz ps",
         "%kz engines install",
         "%kz engines install nonesuch",
         f"%kz deploy {model} --engine llamacpp",
@@ -68,7 +68,14 @@ def test_every_engine_deploys_chats_and_stops(transcript, deploy, chat, stop):
     out, _ = transcript
     assert "DEPLOYED" in out[deploy] and "is ready: OpenAI endpoint" in out[deploy]
     assert out[chat].strip()
-    assert "is STOPPED." in out[stop]
+    assert "is STOPPED" in out[stop]
+
+
+def test_a_stopped_deployment_can_be_forgotten(transcript):
+    out, _ = transcript
+    lines = out[11].strip().splitlines()
+    assert lines[0] == "'e' is STOPPED and removed from the list."
+    assert not any(line.split()[0] == "e" for line in lines[1:])  # %kz ps lists m and v only
 
 
 def test_answers_come_from_the_engines(transcript):

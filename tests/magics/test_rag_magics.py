@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.support.magics_run import run_session
@@ -44,6 +46,10 @@ def transcript(tmp_path_factory):
         "%kz rag index /nonexistent/docs --name x",
         "%kz rag rm records",
         "%kz rag list",
+        "from kz_jupyter.magics.ask_panel import AskPanel\n"  # %kz rag ask's notebook panel
+        f"ask = AskPanel('records', {question!r}, 'smollm2', k=3, max_tokens=8)\n"
+        "ask.run(KzClient)\nprint(ask.text())\nprint('figures:', ask.figures)\n"
+        "print('phase left:', repr(ask._phase.value))",
         "%kz stop smollm2",
     ]
     out, err = run_session(home, cells, KZ_RAG_DIR=str(home / "rag"))
@@ -52,7 +58,7 @@ def transcript(tmp_path_factory):
 
 def test_no_cell_shows_a_traceback(transcript):
     out, err, _, _ = transcript
-    assert sorted(out) == list(range(15))
+    assert sorted(out) == list(range(16))
     for number in out:
         assert "Traceback" not in out[number] + err[number], (number, out[number], err[number])
 
@@ -94,3 +100,14 @@ def test_a_grounded_chat_retrieves_with_the_conversation_so_far(transcript):
     turns = out[9].split("\nuser: ")
     assert len(turns) == 3 and "grounded in 'records'" in turns[0], out[9]
     assert all("  source [1] " in turn and heading in turn for turn in turns[1:]), out[9]
+
+
+def test_the_ask_panel_shows_sources_the_answer_and_a_cut(transcript):
+    out, _, heading, _ = transcript
+    answer, _, rest = out[14].partition("Sources:")
+    assert answer.strip().endswith("[cut at --max-tokens 8]"), out[14]  # 8 tokens: cut
+    assert "[1] " in rest and f"({heading})" in rest
+    assert re.search(
+        r"figures: TTFT \d+ ms · 8 tokens · [\d.]+ tok/s · cut at --max-tokens 8", rest
+    )
+    assert "phase left: ''" in rest  # the spinner is gone once the answer is in

@@ -1,7 +1,8 @@
 """The panels in a real kernel of a real Jupyter server, watched as JupyterLab would watch them
 (the widget models synced over the kernel's websocket): hardware bars, the deployments table
 following a deploy and a stop without re-running its cell, the deploy panel, the live log
-tail, the chat widget, the stop button, and no panel thread left once the panels are closed."""
+tail, the chat widget, the stop and remove buttons, and no panel thread left once the panels
+are closed."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ def shows(session: KernelSession, *words: str) -> bool:
 
 
 def status_cell(session: KernelSession, status: str) -> bool:
-    """True when a table's status cell shows exactly status."""
-    return status_html(status) in session.values()
+    """True when the table's smollm2 row shows exactly status."""
+    return shows(session, f"<b>smollm2</b> {status_html(status)} ")
 
 
 async def drive_panels(url: str, token: str, kernel_id: str) -> dict:
@@ -56,12 +57,23 @@ async def drive_panels(url: str, token: str, kernel_id: str) -> dict:
         seen["top_stopped"] = await session.execute(
             "top._stop.click()\nprint(top.refresher.running)"
         )
+        seen["chat_stopped"] = await session.execute(  # Stop, mid-reply: what came so far stays
+            "import time\nchat.max_tokens = 400\nchat.send('Write a long story about a dragon.')\n"
+            "print('shown at once:', 'about a dragon' in chat._history.value)\n"
+            "while len(chat.messages[-1]['content']) < 20 and chat.busy:\n    time.sleep(0.05)\n"
+            "chat._stop.click()\nchat.wait(60)\nprint('figures:', chat.figures)\n"
+            "print('kept:', len(chat.messages[-1]['content']) >= 20, chat.busy)"
+        )
         seen["log_tail"] = await session.watch(
             lambda s: shows(s, "listening on http://127.0.0.1"), 10
         )
         await session.execute("ps._rows['smollm2'].stop.click()")  # the row's stop button
         seen["table_stopped"] = await session.watch(lambda s: status_cell(s, "STOPPED"), 30)
         seen["log_ended"] = await session.watch(lambda s: shows(s, "no longer running"), 15)
+        seen["removed"] = await session.execute(  # the ended row's remove button
+            "import time\nps._rows['smollm2'].remove.click()\nfor _ in range(60):\n"
+            "    if not ps._rows:\n        break\n    time.sleep(0.5)\nprint(list(ps._rows))"
+        )
         seen["closed"] = await session.execute(
             "import threading, time\nfor panel in (ps, hw, logs, chat, top):\n    panel.close()\n"
             "time.sleep(3)\n"
@@ -86,7 +98,7 @@ def test_panels_follow_the_deployment_in_a_real_kernel(jupyter_server):
     deploy = seen["deploy"]
     assert not deploy.err, deploy.err
     assert deploy.widgets and deploy.texts[0].startswith("Deploying smollm2 as 'smollm2'")
-    assert "'smollm2' is ready: OpenAI endpoint" in deploy.out  # the outcome, also as text
+    assert "is ready" not in deploy.out  # the outcome is said once, by the panel
     result = next(v for v in seen["values"] if "is ready" in v)  # the panel's result
     assert "KzClient().openai()" in result and token not in result  # a snippet, no secret
 
@@ -99,6 +111,10 @@ def test_panels_follow_the_deployment_in_a_real_kernel(jupyter_server):
         "user: What is the capital of France? Answer in one word." in chat.out
         and "Paris" in chat.out
     )
+    assert re.search(r"\(TTFT \d+ ms · \d+ tokens · [\d.]+ tok/s\)", chat.out), chat.out
+    stopped = seen["chat_stopped"]
+    assert "shown at once: True" in stopped.out and "kept: True False" in stopped.out, stopped
+    assert re.search(r"3: 'TTFT \d+ ms( · [^']+)? · stopped'", stopped.out), stopped.out
     assert seen["log_tail"]
 
     assert not seen["top"].err and seen["top"].widgets and seen["top_live"]
@@ -109,6 +125,6 @@ def test_panels_follow_the_deployment_in_a_real_kernel(jupyter_server):
     assert seen["top_stopped"].out.strip() == "False"  # its stop button stopped the refresh
 
     assert seen["table_stopped"] and seen["log_ended"]
+    assert seen["removed"].out.strip() == "[]", seen["removed"]
     assert seen["closed"].out.strip() == "[]", seen["closed"]
-    records = httpx.get(url + "kz/api/deployments", headers=headers).json()
-    assert [(r["name"], r["status"]) for r in records] == [("smollm2", "STOPPED")]
+    assert httpx.get(url + "kz/api/deployments", headers=headers).json() == []

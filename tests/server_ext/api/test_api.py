@@ -157,6 +157,18 @@ async def test_deploy_of_missing_file_fails_clearly(jp_fetch, tmp_path):
     # a failed name can be deployed again
     await jp_fetch("kz/api/deployments", method="POST", body=json.dumps(request))
     await wait_for_status(jp_fetch, "missing", {"FAILED"})
+    # a FAILED record is removed from the list with forget=true (a plain DELETE keeps it)
+    status, error = await error_of(jp_fetch, "kz/api/deployments/missing", method="DELETE",
+                                   params={"forget": "maybe"})  # fmt: skip
+    assert status == 400 and error["message"] == "'forget' takes true or false, not 'maybe'."
+    await jp_fetch("kz/api/deployments/missing", method="DELETE")
+    assert [r["name"] for r in json_of(await jp_fetch("kz/api/deployments"))] == ["missing"]
+    removed = await jp_fetch("kz/api/deployments/missing", method="DELETE",
+                             params={"forget": "true"})  # fmt: skip
+    assert json_of(removed)["status"] == "FAILED"
+    assert json_of(await jp_fetch("kz/api/deployments")) == []
+    status, _ = await error_of(jp_fetch, "kz/api/deployments/missing")
+    assert status == 404
 
 
 async def test_deploy_of_a_corrupt_gguf_fails_with_loading_failure(jp_fetch, tmp_path):

@@ -217,3 +217,4 @@ async def test_engine_that_exits_at_startup_fails_with_its_log_line(jp_fetch, tm
     logs = json_of(await jp_fetch("kz/api/deployments/truncated/logs"))
     issues = logs["replicas"]["truncated-0"]["issues"]
     assert issues and issues[0][1] == "MODEL_LOADING_FAILURE"
+    assert logs["remedies"] == {"MODEL_LOADING_FAILURE": record["error"]["remediation"]}

@@ -23,6 +23,8 @@ def test_a_damaged_store_is_set_aside_and_a_new_one_works(tmp_path):
     store.close()
     reopened = DeploymentStore(path)
     assert reopened.set_aside is None and [d.name for d in reopened.load()] == ["kept"]
+    reopened.delete("kept")
+    assert reopened.load() == []
 
 
 @pytest.fixture
