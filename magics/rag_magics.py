@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -80,8 +81,14 @@ def _index(args, client) -> None:
     from kz_jupyter import rag
 
     bar = DownloadBar(f"embedding for '{args.name}'", unit=" chunks")
+    started = time.monotonic()
+
+    def phase(step: str) -> None:  # each step as it begins, with the time so far
+        print(f"{step}... (+{time.monotonic() - started:.1f} s)", flush=True)
+
     try:
-        report = rag.index(args.paths, args.name, args.model, progress=bar.update, client=client)
+        report = rag.index(args.paths, args.name, args.model, progress=bar.update,
+                           client=client, phase=phase)  # fmt: skip
     finally:
         bar.close()
     print(format_update(args.name, report))

@@ -56,3 +56,7 @@ def test_the_machines_gpus_are_not_compared():
     gpu = {"index": 0, "name": "H100", "memory_free": 2**36, "memory_total": 2**36}
     two = [gpu, {**gpu, "index": 1}]
     assert sanitized(format_hardware(hardware([]))) == sanitized(format_hardware(hardware(two)))
+
+
+def test_the_time_each_indexing_step_took_is_not_compared():
+    assert sanitized("reading 46 files... (+0.4 s)") == sanitized("reading 46 files... (+12.9 s)")

@@ -32,11 +32,12 @@ def index(
     model: str | None = None,
     progress: ProgressCallback | None = None,
     client: Callable[[], KzClient] | None = None,
+    phase: Callable[[str], None] | None = None,
 ) -> UpdateReport:
     """Create or update index name from the documents under paths (only changed files are
     embedded). model: a sentence-transformers name, or `deployment:NAME` to embed through an
-    embedding deployment."""
-    return RagIndex(name, client=client).update(paths, model, progress=progress)
+    embedding deployment. progress hears (chunks embedded, chunks); phase each step."""
+    return RagIndex(name, client=client).update(paths, model, progress=progress, phase=phase)
 
 
 def search(

@@ -141,9 +141,11 @@ class RagIndex:
         paths: Iterable[str | Path],
         model: str | None = None,
         progress: ProgressCallback | None = None,
+        phase: Callable[[str], None] | None = None,
     ) -> UpdateReport:
         """Index new and changed documents under paths, drop deleted ones; unchanged files keep
-        their embeddings. Written whole or not at all."""
+        their embeddings. Written whole or not at all. phase hears each step as it begins
+        (finding the documents, loading the embedder, reading, embedding)."""
         import numpy as np
 
         started = time.perf_counter()
@@ -155,7 +157,10 @@ class RagIndex:
                 "or remove it first to change models."
             )
         report = UpdateReport()
+        say = phase or (lambda _: None)
+        say("finding the documents")
         documents = {str(p): p for p in find_documents(paths)}
+        say(f"loading the embedder {model}")
         embedder = self._embedder_for(model)
         budget = budget_for(embedder)
         chunking = f"{CHUNKING_VERSION}:{budget.describe()}"
@@ -166,6 +171,7 @@ class RagIndex:
                 if source not in documents and Path(source).is_file():
                     documents[source] = Path(source)
         keep, new_chunks, new_files = [], [], {}
+        say(f"reading {len(documents)} files")
         for source, path in documents.items():
             try:
                 digest = file_hash(path)
@@ -202,6 +208,7 @@ class RagIndex:
             raise RagError(f"Nothing could be indexed ({reasons}).")
         kept = set(keep)
         kept_rows = [i for i, c in enumerate(self.chunks) if c.source in kept]
+        say(f"embedding {len(new_chunks)} chunks")
         vectors = embed(embedder, [c.embedding_text() for c in new_chunks], progress)
         old = self._embeddings[kept_rows] if self._embeddings is not None else vectors[:0]
         self.chunks = [self.chunks[i] for i in kept_rows] + new_chunks

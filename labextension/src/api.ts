@@ -14,6 +14,8 @@ export interface IDeployment {
   replicas: { id: string; status: string }[];
   error: { code: string; message: string; remediation: string } | null;
   plan: { task?: string } | null;
+  history: { status: string; at: number; detail?: string }[];
+  progress: { done: number; total: number } | null;
 }
 
 /** A deployment's figures of the last minute, as `GET /kz/api/stats` answers them. */

@@ -1,5 +1,6 @@
 /**
- * The kz sidebar: the hardware summary, a deploy form, and the deployments with their status,
+ * The kz sidebar: the hardware summary, a model browser, a deploy form with the plan of what it
+ * would deploy, and the deployments with their status, the steps of those coming up,
  * endpoint, figures of the last minute (requests/s, tokens/s, time to first token, queue), stop,
  * restart, remove and logs; refreshed while the sidebar is shown.
  */
@@ -19,10 +20,14 @@ import {
 } from './api';
 import { DEPLOY_BOUNDS, IDeployRequest } from './deployRequest';
 import { element } from './dom';
+import { ModelBrowser } from './models';
+import { PlanCard } from './plan';
 
 const REFRESH_MS = 2000;
 const HARDWARE_EVERY = 5; // refreshes between readings of the free RAM
 const ENDED = ['STOPPED', 'FAILED'];
+const SETTLED = [...ENDED, 'DEPLOYED', 'UNLOADED']; // not coming up
+const PLAN_DELAY_MS = 500; // the plan is asked for once the form has been still this long
 
 /** The sidebar panel. `openLogs` shows a deployment's log in the main area, `openChat` the
  * docked chat with a deployment. */
@@ -38,8 +43,11 @@ export class KzSidebar extends Widget {
     this.node.append(
       element('h3', '', 'Hardware'),
       this._hardware,
+      element('h3', '', 'Models'),
+      this._browser.node,
       element('h3', '', 'Deploy'),
       this.buildForm(),
+      this._plan.node,
       element('h3', '', 'Deployments'),
       this._deployments
     );
@@ -69,6 +77,8 @@ export class KzSidebar extends Widget {
     try {
       if (everything) {
         this.showEngines(await requestAPI<IEngine[]>('engines'));
+        void this._browser.load();
+        this.replanSoon();
       }
       if (everything || ++this._ticks % HARDWARE_EVERY === 0) {
         this.showHardware(await requestAPI<IHardware>('hardware?engines=false'));
@@ -113,6 +123,7 @@ export class KzSidebar extends Widget {
       submit,
       this._message
     );
+    form.addEventListener('input', () => this.replanSoon());
     form.addEventListener('submit', event => {
       event.preventDefault();
       void this.deploy();
@@ -120,7 +131,26 @@ export class KzSidebar extends Widget {
     return form;
   }
 
-  private async deploy(): Promise<void> {
+  /** A model chosen in the browser: into the form, and plan it. */
+  private choose(model: string): void {
+    this._model.value = model;
+    this.replanSoon();
+  }
+
+  private replanSoon(): void {
+    window.clearTimeout(this._planTimer);
+    this._planTimer = window.setTimeout(() => {
+      const request = this.request();
+      if (request.model) {
+        void this._plan.show(request);
+      } else {
+        this._plan.clear();
+      }
+    }, PLAN_DELAY_MS);
+  }
+
+  /** The deploy request the form describes. */
+  private request(): IDeployRequest {
     const body: IDeployRequest = { model: this._model.value.trim() };
     if (this._name.value.trim()) {
       body.name = this._name.value.trim();
@@ -131,6 +161,11 @@ export class KzSidebar extends Widget {
     if (this._context.value) {
       body.context_length = Number(this._context.value);
     }
+    return body;
+  }
+
+  private async deploy(): Promise<void> {
+    const body = this.request();
     try {
       const record = await requestAPI<IDeployment>('deployments', {
         method: 'POST',
@@ -193,7 +228,9 @@ export class KzSidebar extends Widget {
   }
 
   private showDeployments(deployments: IDeployment[], stats: IStats): void {
-    const shown = JSON.stringify([deployments, stats.deployments]);
+    const coming = deployments.some(d => !SETTLED.includes(d.status));
+    const second = coming ? Math.floor(Date.now() / 1000) : 0; // their time so far ticks
+    const shown = JSON.stringify([deployments, stats.deployments, second]);
     if (shown === this._shown) {
       return; // nothing changed: the rows (and a click on one) stay as they are
     }
@@ -233,6 +270,9 @@ export class KzSidebar extends Widget {
       ` ${deployment.engine ?? '-'} ${ready}/${deployment.replicas.length}`
     );
     row.append(title, element('div', 'kz-model', deployment.model));
+    if (!SETTLED.includes(deployment.status)) {
+      row.append(this.stepsOf(deployment));
+    }
     if (deployment.status === 'DEPLOYED') {
       row.append(this.endpointLine(deployment.name));
     }
@@ -269,6 +309,25 @@ export class KzSidebar extends Widget {
     return row;
   }
 
+  /** A deployment coming up: each step with its time, the download, the time so far. */
+  private stepsOf(deployment: IDeployment): HTMLElement {
+    const steps = element('div', 'kz-steps');
+    for (const step of deployment.history) {
+      const at = (step.at - deployment.created_at).toFixed(1);
+      steps.append(element('div', '', `${step.status} +${at} s ${step.detail ?? ''}`));
+    }
+    const progress = deployment.progress;
+    if (progress && progress.total) {
+      const bar = element('progress', 'kz-download');
+      bar.max = progress.total;
+      bar.value = progress.done;
+      steps.append(bar, ` ${formatBytes(progress.done)} of ${formatBytes(progress.total)}`);
+    }
+    const elapsed = Date.now() / 1000 - deployment.created_at;
+    steps.append(element('div', 'kz-elapsed', `${deployment.status} for ${elapsed.toFixed(0)} s so far`));
+    return steps;
+  }
+
   /** The OpenAI endpoint of a serving deployment, with a button that copies it. */
   private endpointLine(name: string): HTMLElement {
     const endpoint = URLExt.join(PageConfig.getBaseUrl(), 'kz/v1');
@@ -280,6 +339,9 @@ export class KzSidebar extends Widget {
     return line;
   }
 
+  private _browser = new ModelBrowser(model => this.choose(model));
+  private _plan = new PlanCard();
+  private _planTimer = 0;
   private _hardware = element('div', 'kz-hardware');
   private _deployments = element('div', 'kz-deployments');
   private _model = element('input');

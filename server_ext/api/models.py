@@ -57,20 +57,22 @@ class ModelsAPIHandler(KzAPIHandler):
 
 
 class SearchHandler(ModelsAPIHandler):
-    """GET /kz/api/search?q=TEXT: Hub models, presets and local models matching TEXT."""
+    """GET /kz/api/search?q=TEXT: Hub models, presets and local models matching TEXT; with no
+    TEXT, every preset and local model (what the sidebar's model browser opens with)."""
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
         """Search the Hub (when reachable) and what is already here."""
         query = self.get_argument("q", "").strip()
-        if not query or len(query) > MAX_QUERY:
-            raise web.HTTPError(400, f"Give a search text of 1 to {MAX_QUERY} characters: ?q=gemma")
+        if len(query) > MAX_QUERY:
+            raise web.HTTPError(400, f"Give a shorter search text ({MAX_QUERY} at most): ?q=gemma")
         settings = self.controller.hub_settings()
         hub, hub_error = [], None
         try:
-            found = await self.controller.runner.blocking(search_hub, query, settings)
-            hub = [dataclasses.asdict(m) for m in found]
+            if query:
+                found = await self.controller.runner.blocking(search_hub, query, settings)
+                hub = [dataclasses.asdict(m) for m in found]
         except HubError as error:
             hub_error = str(error)
         wanted = query.lower()

@@ -152,8 +152,7 @@ def paths() -> dict:
                 "summary": "Search models",
                 "responses": answers(200, 400, 502),
                 "parameters": [
-                    query("q", {"type": "string", "pattern": "\\S", "maxLength": 200}, "text")
-                    | {"required": True}
+                    query("q", {"type": "string", "maxLength": 200}, "text (none: all here)")
                 ],
             },
         },

@@ -87,10 +87,13 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     with page.expect_request(lambda r: "kz/api/hardware" in r.url, timeout=15_000):
         pass  # the free RAM is read again while the sidebar is shown
     page.screenshot(path=ARTIFACTS / "1-sidebar.png")
+    model_browser_and_plan(page)
 
     expect(sidebar.locator("input[name=model]")).to_have_value("smollm2")
     sidebar.locator("button[type=submit]").click()
     row = sidebar.locator(".kz-deployment[data-deployment='smollm2']")
+    expect(row.locator(".kz-steps")).to_contain_text(re.compile(r"REQUESTED \+0\.0 s.* so far"))
+    page.screenshot(path=ARTIFACTS / "2-deploying.png")
     expect(sidebar.locator(".kz-message")).to_contain_text("Deploying smollm2 as 'smollm2'")
     expect(row.locator(".kz-status")).to_have_text("DEPLOYED", timeout=180_000)
     expect(row).to_contain_text("llamacpp 1/1")
@@ -153,6 +156,34 @@ CELLS = [
 ]
 PANELS = "#kz-sidebar, #kz-chat, .jp-OutputArea-output"
 QUESTION = "What is the capital of France? Answer in one word."
+
+
+def model_browser_and_plan(page: Page) -> None:
+    """The model browser lists the presets and the models here, searches (the Hub is out of
+    reach here, and says so); the plan of the form's model shows before anything starts,
+    and what to change when it cannot be deployed."""
+    sidebar = page.locator("#kz-sidebar")
+    choices = sidebar.locator(".kz-model-choice")
+    expect(choices.filter(has_text="smollm2-hub")).to_have_count(1)  # a preset
+    expect(choices.filter(has_text="all-minilm-l6-v2")).to_contain_text("safetensors")  # here
+    plan = sidebar.locator(".kz-plan")
+    expect(plan).to_contain_text("Engine llamacpp")
+    expect(plan).to_contain_text("Context 4096 tokens")
+    expect(plan).to_contain_text(re.compile(r"Fits: ~[\d.]+ MiB of [\d.]+ GiB free \(RAM\)"))
+    expect(plan.locator(".kz-plan-bar[role=meter]")).to_have_count(1)
+    page.screenshot(path=ARTIFACTS / "1-plan.png")
+    sidebar.locator("input[name=context]").fill("100000")
+    expect(plan.locator(".kz-error")).to_contain_text("exceeds the model's maximum (8192)")
+    sidebar.locator("input[name=context]").fill("")
+    sidebar.locator("input[name=model-search]").fill("smol")
+    expect(sidebar.locator(".kz-models")).to_contain_text("is not reachable")
+    choices.filter(has_text="smollm2-hub").click()
+    expect(sidebar.locator("input[name=model]")).to_have_value("smollm2-hub")
+    expect(plan.locator(".kz-error")).to_contain_text("not reachable")
+    page.screenshot(path=ARTIFACTS / "1-plan-refused.png")
+    choices.filter(has=page.locator("b", has_text=re.compile("^smollm2$"))).first.click()
+    expect(sidebar.locator("input[name=model]")).to_have_value("smollm2")
+    expect(plan).to_contain_text("Fits:")
 
 
 def logs_viewer(page: Page) -> None:

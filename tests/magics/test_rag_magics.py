@@ -42,14 +42,14 @@ def transcript(tmp_path_factory):
         "chat = ChatPanel(KzClient(), 'smollm2', rag='records', k=3, max_tokens=24)\n"
         f"chat.send({question!r})\nchat.wait(120)\n"
         f"chat.send({FOLLOW_UP!r})\nchat.wait(120)\nprint(chat.text())",
-        "%kz rag search ghost anything",
-        "%kz rag index /nonexistent/docs --name x",
-        "%kz rag rm records",
-        "%kz rag list",
         "from kz_jupyter.magics.ask_panel import AskPanel\n"  # %kz rag ask's notebook panel
         f"ask = AskPanel('records', {question!r}, 'smollm2', k=3, max_tokens=8)\n"
         "ask.run(KzClient)\nprint(ask.text())\nprint('figures:', ask.figures)\n"
         "print('phase left:', repr(ask._phase.value))",
+        "%kz rag search ghost anything",
+        "%kz rag index /nonexistent/docs --name x",
+        "%kz rag rm records",
+        "%kz rag list",
         "%kz stop smollm2",
     ]
     out, err = run_session(home, cells, KZ_RAG_DIR=str(home / "rag"))
@@ -66,6 +66,9 @@ def test_no_cell_shows_a_traceback(transcript):
 def test_index_list_search_and_incremental_reindex(transcript):
     out, _, heading, _ = transcript
     assert "'records': 414 chunks from 46 new or changed files (0 unchanged" in out[1]
+    steps = [line.split("...")[0] for line in out[1].splitlines() if "... (+" in line]
+    assert steps == ["finding the documents", "loading the embedder all-MiniLM-L6-v2",
+                     "reading 46 files", "embedding 414 chunks"], out[1]  # fmt: skip
     assert "records" in out[2] and "414" in out[2] and "flat" in out[2]
     lines = out[3].splitlines()
     start = next(n for n, line in enumerate(lines) if "chunks of 'records'" in line)
@@ -85,9 +88,9 @@ def test_ask_streams_an_answer_with_its_sources(transcript):
 
 def test_bad_requests_are_one_line_errors(transcript):
     out, err, _, _ = transcript
-    assert "kz: No index named 'ghost': create it with %kz rag index PATH." in err[10]
-    assert "kz: /nonexistent/docs does not exist." in err[11]
-    assert "Removed " in out[12] and "No indexes yet" in out[13]
+    assert "kz: No index named 'ghost': create it with %kz rag index PATH." in err[11]
+    assert "kz: /nonexistent/docs does not exist." in err[12]
+    assert "Removed " in out[13] and "No indexes yet" in out[14]
 
 
 def test_a_grounded_chat_retrieves_with_the_conversation_so_far(transcript):
@@ -104,8 +107,8 @@ def test_a_grounded_chat_retrieves_with_the_conversation_so_far(transcript):
 
 def test_the_ask_panel_shows_sources_the_answer_and_a_cut(transcript):
     out, _, heading, _ = transcript
-    answer, _, rest = out[14].partition("Sources:")
-    assert answer.strip().endswith("[cut at --max-tokens 8]"), out[14]  # 8 tokens: cut
+    answer, _, rest = out[10].partition("Sources:")
+    assert answer.strip().endswith("[cut at --max-tokens 8]"), out[10]  # 8 tokens: cut
     assert "[1] " in rest and f"({heading})" in rest
     assert re.search(
         r"figures: TTFT \d+ ms · 8 tokens · [\d.]+ tok/s · cut at --max-tokens 8", rest

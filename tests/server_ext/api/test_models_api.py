@@ -54,7 +54,11 @@ async def test_search_covers_the_hub_presets_and_models_here(jp_fetch, hub_env):
     assert result["hub"][0]["formats"] == ["gguf"] and result["hub_error"] is None
     assert {"smollm2", "smollm2-hub"} <= {p["name"] for p in result["presets"]}
     assert any(m["name"] == "smollm2" and m["source"].startswith("pip:") for m in result["local"])
-    status, error = await error_of(jp_fetch, "kz/api/search")
+    everything = json_of(await jp_fetch("kz/api/search"))  # no text: presets and models here
+    assert everything["hub"] == [] and everything["hub_error"] is None
+    assert {"smollm2", "smollm2-hub"} <= {p["name"] for p in everything["presets"]}
+    assert "smollm2" in {m["name"] for m in everything["local"]}
+    status, error = await error_of(jp_fetch, "kz/api/search", params={"q": "x" * 201})
     assert status == 400 and "?q=" in error["message"]
 
 
