@@ -86,7 +86,10 @@ class AskPanel(TextRepr, widgets.VBox):
         self._answer.value = MARKDOWN.render(text)
 
     def text(self) -> str:
-        """The answer (marked when cut at --max-tokens), then its sources, as in a terminal."""
+        """The answer (marked when cut at --max-tokens), then its sources, as in a terminal;
+        the question alone before the answer (what a notebook keeps of the panel)."""
+        if not self.answer:
+            return f"{self.question} ({self.deployment}, grounded in '{self.index}')"
         cut = f" [cut at --max-tokens {self.max_tokens}]" if self.cut else ""
         lines = [self.answer + cut, "Sources:", *(f"  {line}" for line in self.sources)]
         return "\n".join(lines)

@@ -97,22 +97,15 @@ class DeployPanel(TextRepr, widgets.VBox):
             self.outcome = (
                 f"'{self.name}' is ready: OpenAI endpoint {base_url} (model='{self.name}')\n{code}"
             )
-            self._result.value = (
-                f"<b>'{escape(self.name)}' is ready</b>: OpenAI endpoint "
-                f"<code>{escape(base_url)}</code>, model <code>{escape(self.name)}</code>"
+            self._result.value = (  # the line under the panel says it is ready and where
                 "<pre style='background:var(--jp-cell-editor-background);padding:6px'>"
                 f"{escape(code)}</pre>"
             )
             return
         self.outcome = format_failure(record)
-        if self.steps:  # the failure's message is said once, below the steps
-            self._show_steps([*self.steps[:-1], self.steps[-1] | {"detail": ""}])
-        error = record.get("error") or {}
-        self._result.value = (
-            f"{status_html(record['status'])} <b>[{escape(error.get('code', '?'))}]</b> "
-            f"{escape(error.get('message', ''))}<br>What to do: "
-            f"{escape(error.get('remediation', ''))}"
-        )
+        code = (record.get("error") or {}).get("code", "")
+        if self.steps:  # the message and what to do are said once, by the line under the panel
+            self._show_steps([*self.steps[:-1], self.steps[-1] | {"detail": code}])
 
     def text(self) -> str:
         """The steps so far and the outcome."""

@@ -380,7 +380,8 @@ class KzMagics(Magics):
 
     def _deploy_panel(self, model: str, name: str, started: float) -> None:
         """Show the deploy panel and drive it until the deployment is up or has failed; the
-        panel says the outcome, once (its text form, what notebooks keep and compare, too)."""
+        outcome is one line of text under it, as in a terminal (what notebooks keep and
+        compare), which the panel does not repeat."""
         from IPython.display import display
 
         from kz_jupyter.magics.deploy_panel import DeployPanel
@@ -390,6 +391,9 @@ class KzMagics(Magics):
         final = self.client.wait(name, on_transition=panel.add_step, on_progress=panel.progress,
                                  on_poll=panel.tick)  # fmt: skip
         panel.finish(final, self.client.openai_base_url)
+        if final["status"] not in ("DEPLOYED", "UNLOADED"):
+            raise KzError(format_failure(final))
+        print(f"'{name}' is ready: OpenAI endpoint {self.client.openai_base_url} (model='{name}')")
 
     def _do_chat(self, args, cell) -> object:
         name, words = args.name, list(args.prompt)

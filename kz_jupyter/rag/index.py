@@ -208,7 +208,8 @@ class RagIndex:
             raise RagError(f"Nothing could be indexed ({reasons}).")
         kept = set(keep)
         kept_rows = [i for i, c in enumerate(self.chunks) if c.source in kept]
-        say(f"embedding {len(new_chunks)} chunks")
+        if new_chunks:
+            say(f"embedding {len(new_chunks)} chunks")
         vectors = embed(embedder, [c.embedding_text() for c in new_chunks], progress)
         old = self._embeddings[kept_rows] if self._embeddings is not None else vectors[:0]
         self.chunks = [self.chunks[i] for i in kept_rows] + new_chunks

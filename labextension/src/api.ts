@@ -13,7 +13,7 @@ export interface IDeployment {
   created_at: number;
   replicas: { id: string; status: string }[];
   error: { code: string; message: string; remediation: string } | null;
-  plan: { task?: string } | null;
+  plan: { task?: string; memory?: { total: number } } | null;
   history: { status: string; at: number; detail?: string }[];
   progress: { done: number; total: number } | null;
 }
@@ -31,6 +31,7 @@ export interface IDeploymentStats {
     ttft_p95: number | null;
     decode_tokens_per_s: number | null;
   };
+  series: { t: number[]; tokens_per_s: number[]; ttft_p95: (number | null)[] };
 }
 
 /** `GET /kz/api/stats`: the figures of the deployments the user sees. */

@@ -29,6 +29,30 @@ const ENDED = ['STOPPED', 'FAILED'];
 const SETTLED = [...ENDED, 'DEPLOYED', 'UNLOADED']; // not coming up
 const PLAN_DELAY_MS = 500; // the plan is asked for once the form has been still this long
 
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** A small chart of the last 5 minutes (10 s a point), its latest value beside its title. */
+function sparkline(title: string, values: (number | null)[]): HTMLElement {
+  const node = element('div', 'kz-chart');
+  const known = values.map(v => v ?? 0);
+  const top = Math.max(...known, 1e-9);
+  const latest = [...values].reverse().find(v => v !== null) ?? null;
+  node.append(
+    element('div', '', `${title} ${latest === null ? '-' : latest.toFixed(latest < 10 ? 2 : 0)}`)
+  );
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${Math.max(known.length - 1, 1)} 20`);
+  svg.setAttribute('preserveAspectRatio', 'none');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', `${title}, last 5 minutes`);
+  const line = document.createElementNS(SVG, 'polyline');
+  line.setAttribute('points', known.map((v, i) => `${i},${(20 - (v / top) * 18 - 1).toFixed(2)}`).join(' '));
+  line.setAttribute('vector-effect', 'non-scaling-stroke');
+  svg.append(line);
+  node.append(svg);
+  return node;
+}
+
 /** The sidebar panel. `openLogs` shows a deployment's log in the main area, `openChat` the
  * docked chat with a deployment. */
 export class KzSidebar extends Widget {
@@ -85,7 +109,7 @@ export class KzSidebar extends Widget {
       }
       const [deployments, stats] = await Promise.all([
         requestAPI<IDeployment[]>('deployments'),
-        requestAPI<IStats>('stats?span=60&step=60')
+        requestAPI<IStats>('stats?span=300&step=10')
       ]);
       this.showDeployments(deployments, stats);
     } catch (error) {
@@ -269,6 +293,10 @@ export class KzSidebar extends Widget {
       status,
       ` ${deployment.engine ?? '-'} ${ready}/${deployment.replicas.length}`
     );
+    const memory = deployment.plan?.memory?.total;
+    if (memory && !ENDED.includes(deployment.status)) {
+      title.append(` · ~${formatBytes(memory)}`); // the plan's estimate; none held once ended
+    }
     row.append(title, element('div', 'kz-model', deployment.model));
     if (!SETTLED.includes(deployment.status)) {
       row.append(this.stepsOf(deployment));
@@ -279,7 +307,12 @@ export class KzSidebar extends Widget {
     if (stats && (deployment.status === 'DEPLOYED' || deployment.status === 'UNLOADED')) {
       const figures = element('div', 'kz-figures', formatFigures(stats));
       figures.title = 'Last minute, measured at the proxy';
-      row.append(figures);
+      const charts = element('div', 'kz-charts');
+      charts.append(
+        sparkline('tok/s', stats.series.tokens_per_s),
+        sparkline('TTFT p95 (s)', stats.series.ttft_p95)
+      );
+      row.append(figures, charts);
     }
     if (deployment.error) {
       const error = deployment.error;

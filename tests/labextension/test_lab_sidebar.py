@@ -1,9 +1,10 @@
 """The JupyterLab sidebar in a real browser: a real JupyterLab server (the extension as the
-package build made it), headless Debian Chromium driven by Playwright. Open the sidebar, deploy
-the default model from the form, see it reach DEPLOYED, run the notebook panels beside it (in
-the light and the dark theme, every text measured against WCAG AA), use `%kz ps` at a narrow
-width, open the logs in a main-area tab, stop it, remove a FAILED record. Screenshots of each
-step are kept in test-artifacts/lab-sidebar/."""
+package build made it), headless Debian Chromium driven by Playwright. Browse the models and
+see the plan, deploy the default model from the form, see it come up and reach DEPLOYED, run
+the notebook panels and the docked chat beside it (in the light, dark and high-contrast
+themes, every text measured against WCAG AA), use `%kz ps` at a narrow width, read the logs
+in a main-area tab, stop it, remove a FAILED record. Screenshots of each step are kept in
+test-artifacts/lab-sidebar/."""
 
 from __future__ import annotations
 
@@ -56,7 +57,9 @@ def test_deploy_watch_logs_and_stop_from_the_sidebar(jupyterlab):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        context.grant_permissions(["clipboard-read", "clipboard-write"])  # the copy buttons
+        page = context.new_page()
         page.set_default_timeout(60_000)
         console = []  # the page's console, kept with the screenshots
         page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
@@ -87,6 +90,8 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     with page.expect_request(lambda r: "kz/api/hardware" in r.url, timeout=15_000):
         pass  # the free RAM is read again while the sidebar is shown
     page.screenshot(path=ARTIFACTS / "1-sidebar.png")
+    launcher_card = page.locator(".jp-LauncherCard", has_text="Chat with a local LLM")
+    expect(launcher_card).to_be_visible()  # the docked chat, from the launcher too
     model_browser_and_plan(page)
 
     expect(sidebar.locator("input[name=model]")).to_have_value("smollm2")
@@ -96,11 +101,13 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     page.screenshot(path=ARTIFACTS / "2-deploying.png")
     expect(sidebar.locator(".kz-message")).to_contain_text("Deploying smollm2 as 'smollm2'")
     expect(row.locator(".kz-status")).to_have_text("DEPLOYED", timeout=180_000)
-    expect(row).to_contain_text("llamacpp 1/1")
+    expect(row).to_contain_text(re.compile(r"llamacpp 1/1 · ~[\d.]+ MiB"))  # planned memory
     expect(sidebar.locator(".kz-message")).to_have_text(
         "'smollm2' is DEPLOYED: chat with it, or use its endpoint below."
     )
     expect(row.locator(".kz-endpoint code")).to_have_text(f"{url}kz/v1")
+    row.locator(".kz-endpoint").get_by_role("button", name="copy").click()
+    assert page.evaluate("navigator.clipboard.readText()") == f"{url}kz/v1"
     chat = {"model": "smollm2", "max_tokens": 16, "temperature": 0, "stream": True,
             "messages": [{"role": "user", "content": "What is the capital of France?"}]}  # fmt: skip
     answer = httpx.post(url + "kz/v1/chat/completions", json=chat, timeout=120,
@@ -109,6 +116,10 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     figures = row.locator(".kz-figures")  # the last minute's figures, under the row
     expect(figures).to_contain_text(re.compile(r"0\.02 req/s · [\d.]+ tok/s · TTFT p50 \d+ ms"))
     expect(figures).to_contain_text("queue 0")
+    charts = row.locator(".kz-chart")  # the last 5 minutes: tokens/s and TTFT p95
+    expect(charts.locator("svg[role=img] polyline")).to_have_count(2)
+    expect(charts.first).to_contain_text(re.compile(r"^tok/s [\d.]+$"))
+    expect(charts.nth(1)).to_contain_text(re.compile(r"^TTFT p95 \(s\) [\d.]+$"))
     page.screenshot(path=ARTIFACTS / "2-deployed.png")
 
     panels_in_a_notebook(page, url, token)
@@ -125,6 +136,7 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
 
     row.get_by_role("button", name="stop").click()
     expect(row.locator(".kz-status")).to_have_text("STOPPED", timeout=60_000)
+    expect(row).not_to_contain_text("MiB")  # a stopped deployment holds no memory
     expect(row.get_by_role("button", name="stop")).to_be_disabled()
     page.screenshot(path=ARTIFACTS / "4-stopped.png")
 
@@ -248,6 +260,8 @@ def docked_chat(page: Page) -> None:
     expect(chat.get_by_role("button", name="Send")).to_be_enabled()
     page.screenshot(path=ARTIFACTS / "chat-stopped.png")
 
+    reply.get_by_role("button", name="copy").click()
+    assert "Paris" in page.evaluate("navigator.clipboard.readText()")
     cells = page.locator(".jp-Notebook .jp-Cell")
     before = cells.count()
     reply.get_by_role("button", name="insert into a new cell").click()
@@ -263,8 +277,8 @@ def docked_chat(page: Page) -> None:
 
 def panels_in_a_notebook(page: Page, url: str, token: str) -> None:
     """The notebook panels (`%kz top`, `%kz ps`, the chat widget, a failed deploy) beside the
-    sidebar: readable in the light and the dark theme; `%kz ps`'s buttons usable when the
-    page is narrow, its remove button removing the FAILED record."""
+    sidebar and the docked chat: readable in the light, dark and high-contrast themes; `%kz
+    ps`'s buttons usable when the page is narrow, its remove button removing the FAILED one."""
     cells = [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [],
               "execution_count": None} for source in CELLS]  # fmt: skip
     kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -291,16 +305,16 @@ def panels_in_a_notebook(page: Page, url: str, token: str) -> None:
     if not page.locator("#kz-sidebar").is_visible():
         tab.click()
     docked_chat(page)
-    for shown, theme in (("light", "JupyterLab Dark"), ("dark", "JupyterLab Light")):
+    themes = (("light", "JupyterLab Dark"), ("dark", "JupyterLab Dark High Contrast"),
+              ("high-contrast", "JupyterLab Light"))  # fmt: skip
+    for shown, theme in themes:
         page.screenshot(path=ARTIFACTS / f"panels-{shown}.png")
         measured, low = below_aa(page, PANELS)
         assert measured > 40 and not low, (shown, low)
         page.get_by_role("menuitem", name="Settings").click()
         page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).click()
         page.locator(".lm-Menu-itemLabel").get_by_text(theme, exact=True).click()
-        expect(page.locator("body")).to_have_attribute(
-            "data-jp-theme-light", "false" if "Dark" in theme else "true"
-        )
+        expect(page.locator("body")).to_have_attribute("data-jp-theme-name", theme)
         page.wait_for_timeout(500)  # the theme's stylesheet applied
     measured, low = below_aa(page, PANELS)  # light again, as it was
     assert measured > 40 and not low, low

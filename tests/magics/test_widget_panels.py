@@ -64,6 +64,15 @@ async def drive_panels(url: str, token: str, kernel_id: str) -> dict:
             "chat._stop.click()\nchat.wait(60)\nprint('figures:', chat.figures)\n"
             "print('kept:', len(chat.messages[-1]['content']) >= 20, chat.busy)"
         )
+        seen["ask"] = await session.execute(  # %kz rag ask: its panel, and no text besides
+            "import os, pathlib, tempfile\nhere = pathlib.Path(tempfile.mkdtemp())\n"
+            "os.environ['KZ_RAG_DIR'] = str(here / 'indexes')\n(here / 'docs').mkdir()\n"
+            "(here / 'docs' / 'facts.md').write_text('# Facts\\n\\nThe code word is ZEBRA.\\n')\n"
+            "get_ipython().run_line_magic('kz', f'rag index {here / \"docs\"} --name facts')\n"
+            "get_ipython().run_line_magic('kz', 'rag ask facts What is the code word? "
+            "--deployment smollm2 --max-tokens 16')"
+        )
+        seen["ask_panel"] = shows(session, "Sources:", "facts.md, ", "(Facts)")
         seen["log_tail"] = await session.watch(
             lambda s: shows(s, "listening on http://127.0.0.1"), 10
         )
@@ -98,9 +107,9 @@ def test_panels_follow_the_deployment_in_a_real_kernel(jupyter_server):
     deploy = seen["deploy"]
     assert not deploy.err, deploy.err
     assert deploy.widgets and deploy.texts[0].startswith("Deploying smollm2 as 'smollm2'")
-    assert "is ready" not in deploy.out  # the outcome is said once, by the panel
-    result = next(v for v in seen["values"] if "is ready" in v)  # the panel's result
-    assert "KzClient().openai()" in result and token not in result  # a snippet, no secret
+    assert "'smollm2' is ready: OpenAI endpoint" in deploy.out  # the outcome, as text, once
+    result = next(v for v in seen["values"] if "KzClient().openai()" in v)  # the panel's snippet
+    assert token not in result and not any("is ready" in v for v in seen["values"])  # said once
 
     assert seen["table_deployed"]
     assert "smollm2  DEPLOYED  llamacpp  1/1" in seen["table_text"]
@@ -112,6 +121,11 @@ def test_panels_follow_the_deployment_in_a_real_kernel(jupyter_server):
         and "Paris" in chat.out
     )
     assert re.search(r"\(TTFT \d+ ms · \d+ tokens · [\d.]+ tok/s\)", chat.out), chat.out
+    ask = seen["ask"]
+    assert not ask.err and len(set(ask.widgets)) == 2, ask  # the indexing bar, the ask panel
+    assert ask.texts[-1] == "What is the code word? (smollm2, grounded in 'facts')"  # kept text
+    assert seen["ask_panel"]  # the sources and the answer, in the panel
+    assert "Sources:" not in ask.out, ask.out  # the answer is shown once, by the panel
     stopped = seen["chat_stopped"]
     assert "shown at once: True" in stopped.out and "kept: True False" in stopped.out, stopped
     assert re.search(r"3: 'TTFT \d+ ms( · [^']+)? · stopped'", stopped.out), stopped.out
