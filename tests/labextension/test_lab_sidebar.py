@@ -301,6 +301,11 @@ def panels_in_a_notebook(page: Page, url: str, token: str) -> None:
     expect(chat).to_contain_text(re.compile(r"TTFT \d+ ms"))
     broken = page.locator(".kz-ps-row", has_text="broken")
     expect(broken).to_contain_text("FAILED MODEL_LOADING_FAILURE", timeout=60_000)
+    expect(broken).to_contain_text("Model file not found")  # the message and what to do
+    expect(broken).to_contain_text("What to do: The model could not be loaded")
+    expect(broken).not_to_contain_text("MiB")  # a FAILED one holds no memory
+    serving = page.locator(".kz-ps-row", has_text="endpoint")
+    expect(serving).to_contain_text(re.compile(r"DEPLOYED .*~[\d.]+ MiB"))  # planned memory
     tab = page.locator(".jp-SideBar .lm-TabBar-tab[data-id='kz-sidebar']")
     if not page.locator("#kz-sidebar").is_visible():
         tab.click()
