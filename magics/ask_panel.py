@@ -13,12 +13,11 @@ import ipywidgets as widgets
 from kz_jupyter.client import KzClient
 from kz_jupyter.client.replies import stream_reply
 from kz_jupyter.errors import KzError
-from kz_jupyter.magics.chat_panel import MARKDOWN
-from kz_jupyter.magics.panel import Refresher, TextRepr
+from kz_jupyter.magics.chat_panel import markdown_html
+from kz_jupyter.magics.panel import Refresher, TextRepr, spinner
 from kz_jupyter.magics.text import format_reply_figures, source_lines
 
 QUIET = "color:var(--jp-ui-font-color2);font-size:var(--jp-ui-font-size0)"
-SPINNER = "◐◓◑◒"
 
 
 class AskPanel(TextRepr, widgets.VBox):
@@ -51,7 +50,7 @@ class AskPanel(TextRepr, widgets.VBox):
         self._enter(f"retrieving from '{self.index}'")
         ticker.start()
         try:
-            grounded = rag.ask(
+            grounded = rag.ground(
                 self.index, self.question, self.deployment, k=self.k, hybrid=self.hybrid,
                 max_tokens=self.max_tokens, client=client,
             )  # fmt: skip
@@ -59,7 +58,7 @@ class AskPanel(TextRepr, widgets.VBox):
             lines = "<br>".join(escape(line) for line in self.sources)
             self._sources.value = f"<div style='{QUIET}'>Sources:<br>{lines}</div>"
             self._enter(f"generating with {self.deployment}")
-            reply = stream_reply(client(), self.deployment, grounded.prompt.messages,
+            reply = stream_reply(client(), self.deployment, grounded.messages,
                                  {"max_tokens": self.max_tokens}, self._grow)  # fmt: skip
             if reply.error:
                 raise KzError(reply.error)
@@ -77,13 +76,12 @@ class AskPanel(TextRepr, widgets.VBox):
 
     def _tick(self) -> None:
         seconds = time.monotonic() - self._phase_since
-        spinner = SPINNER[int(seconds * 2) % len(SPINNER)]
-        phase = f"{spinner} {self._phase_name} {seconds:.0f} s"
+        phase = f"{spinner(seconds)} {self._phase_name} {seconds:.0f} s"
         self._phase.value = f"<span style='{QUIET}'>{escape(phase)}</span>"
 
     def _grow(self, _: str, text: str) -> None:
         self.answer = text
-        self._answer.value = MARKDOWN.render(text)
+        self._answer.value = markdown_html(text)
 
     def text(self) -> str:
         """The answer (marked when cut at --max-tokens), then its sources, as in a terminal;

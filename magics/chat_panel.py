@@ -5,6 +5,7 @@ conversation so far) and shows its sources under the reply."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from html import escape
 
@@ -32,6 +33,12 @@ ROLE_STYLES = {
 }
 # The model's markdown as HTML; raw HTML in it is shown as text, never run.
 MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+@functools.lru_cache(maxsize=256)
+def markdown_html(text: str) -> str:
+    """A reply as HTML (cached: each streamed token redraws the whole conversation)."""
+    return MARKDOWN.render(text)
 
 
 class ChatPanel(TextRepr, widgets.VBox):
@@ -135,11 +142,11 @@ class ChatPanel(TextRepr, widgets.VBox):
             return self.messages[:number]
         from kz_jupyter import rag
 
-        grounded = rag.ask(self.rag, self.messages[number - 1]["content"], self.name, k=self.k,
-                           max_tokens=self.max_tokens, client=lambda: self._client,
-                           history=self.messages[: number - 1])  # fmt: skip
+        grounded = rag.ground(self.rag, self.messages[number - 1]["content"], self.name,
+                              k=self.k, max_tokens=self.max_tokens, client=lambda: self._client,
+                              history=self.messages[: number - 1])  # fmt: skip
         self.sources[number] = source_lines(grounded)
-        return grounded.prompt.messages
+        return grounded.messages
 
     def _set_busy(self, busy: bool) -> None:
         self._send.disabled = self._clear.disabled = busy
@@ -150,7 +157,7 @@ class ChatPanel(TextRepr, widgets.VBox):
         bubbles = []
         for number, m in enumerate(self.messages):
             if m["role"] == "assistant":
-                content = MARKDOWN.render(m["content"]) if m["content"] else "&hellip;"
+                content = markdown_html(m["content"]) if m["content"] else "&hellip;"
             else:
                 content = escape(m["content"])
             bubbles.append(f"<div style='{ROLE_STYLES[m['role']]}'>{content}</div>")

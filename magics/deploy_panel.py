@@ -1,6 +1,6 @@
 """`%kz deploy` as a panel: download progress, then each status step with its time (the current
-one with a spinner and the seconds it has taken so far), then the endpoint and a ready-to-copy
-`openai` snippet, or the error code and what to do."""
+one with a spinner and the seconds it has taken so far), then a ready-to-copy `openai` snippet
+(the magic's line under the panel says where it serves, or the error and what to do)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from html import escape
 
 import ipywidgets as widgets
 
-from kz_jupyter.magics.panel import TextRepr, status_html
+from kz_jupyter.magics.panel import TextRepr, spinner, status_html
 from kz_jupyter.magics.text import format_bytes, format_failure, format_transition
 
 CHAT_SNIPPET = """\
@@ -34,7 +34,6 @@ ranked = client.post(
     body={{"model": "{name}", "query": "Hello?", "documents": ["Hello!", "Goodbye."]}},
 )["results"]  # [{{"index": ..., "relevance_score": ...}}, ...]"""
 SNIPPETS = {"embed": EMBED_SNIPPET, "rerank": RERANK_SNIPPET}
-SPINNER = "◐◓◑◒"
 
 
 def snippet(name: str, base_url: str, task: str) -> str:
@@ -76,9 +75,9 @@ class DeployPanel(TextRepr, widgets.VBox):
         """Show the step under way with a spinner and how long it and the deploy have taken."""
         now = time.time() if now is None else now
         since = record["history"][-1]["at"] if record.get("history") else self.started
-        spinner = SPINNER[int(now * 2) % len(SPINNER)]
         self._waiting.value = (
-            f"<span style='color:var(--jp-ui-font-color2)'>{spinner} {escape(record['status'])} "
+            f"<span style='color:var(--jp-ui-font-color2)'>{spinner(now)} "
+            f"{escape(record['status'])} "
             f"for {now - since:.0f} s, {now - self.started:.0f} s in all</span>"
         )
 

@@ -99,6 +99,14 @@ ERROR_TEXT = "color:var(--jp-ui-font-color1);border-left:3px solid var(--jp-erro
 DOT = "display:inline-block;width:0.6em;height:0.6em;border-radius:50%;margin-right:0.3em;"
 
 
+SPINNER = "◐◓◑◒"
+
+
+def spinner(seconds: float) -> str:
+    """A spinner's frame for a time in seconds (it turns twice a second)."""
+    return SPINNER[int(seconds * 2) % len(SPINNER)]
+
+
 def status_html(status: str) -> str:
     """A status word after a dot in its color (in-progress statuses are the brand color)."""
     color = STATUS_COLORS.get(status.split()[0], "var(--jp-brand-color1)")

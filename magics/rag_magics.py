@@ -187,5 +187,5 @@ def print_answer(answer) -> None:
     for text in answer:
         print(text, end="", flush=True)
     print("\nSources:")
-    for line in source_lines(answer):
+    for line in source_lines(answer.prompt):
         print(f"  {line}")

@@ -260,10 +260,10 @@ def format_reply_figures(reply: Reply, max_tokens: int) -> str:
     return " · ".join(parts)
 
 
-def source_lines(answer) -> list[str]:
-    """The sources of a grounded answer, numbered as the model cites them."""
+def source_lines(prompt) -> list[str]:
+    """The sources of a grounded prompt (rag.ground's), numbered as the model cites them."""
     lines = [f"[{number}] {hit.chunk.source}, {hit.chunk.location} ({hit.chunk.heading})"
-             for number, hit in enumerate(answer.sources, start=1)]  # fmt: skip
-    if answer.prompt.dropped:
-        lines.append(f"({answer.prompt.dropped} more retrieved chunks did not fit the context)")
+             for number, hit in enumerate(prompt.used, start=1)]  # fmt: skip
+    if prompt.dropped:
+        lines.append(f"({prompt.dropped} more retrieved chunks did not fit the context)")
     return lines

@@ -90,6 +90,29 @@ class Answer:
         return self.prompt.used
 
 
+def ground(
+    name: str,
+    question: str,
+    deployment: str,
+    k: int = 5,
+    hybrid: bool = False,
+    max_tokens: int = 256,
+    client: Callable[[], KzClient] | None = None,
+    history: list[dict] | None = None,
+) -> GroundedPrompt:
+    """Retrieve k chunks for question and put those that fit the deployment's context (less
+    max_tokens for the answer) in a grounded prompt. With history (the conversation so far,
+    as chat messages), the retrieval uses the user's recent turns too, and the earlier turns
+    that fit go into the prompt."""
+    kz = client() if client else KzClient()
+    plan = kz.deployment(deployment).get("plan") or {}
+    history = history or []
+    query = retrieval_query(history, question)
+    hits = RagIndex(name, client=lambda: kz).search(query, k=k, hybrid=hybrid)
+    context = plan.get("context_length") or DEFAULT_CONTEXT
+    return grounded_turn(history, question, hits, context, max_tokens)
+
+
 def ask(
     name: str,
     question: str,
@@ -101,16 +124,10 @@ def ask(
     history: list[dict] | None = None,
     **params: object,
 ) -> Answer:
-    """Retrieve k chunks for question, put those that fit the deployment's context in a
-    grounded prompt, and stream the deployment's answer. With history (the conversation so
-    far, as chat messages), the retrieval uses the user's recent turns too, and the earlier
-    turns that fit go into the prompt: a chat grounded in the index, turn after turn. More
-    keyword arguments (temperature, ...) go into the chat request."""
+    """The grounded prompt (`ground`) and the deployment's answer to it, streamed: a chat
+    grounded in the index, turn after turn, with history. More keyword arguments
+    (temperature, ...) go into the chat request."""
     kz = client() if client else KzClient()
-    plan = kz.deployment(deployment).get("plan") or {}
-    history = history or []
-    query = retrieval_query(history, question)
-    hits = RagIndex(name, client=lambda: kz).search(query, k=k, hybrid=hybrid)
-    context = plan.get("context_length") or DEFAULT_CONTEXT
-    prompt = grounded_turn(history, question, hits, context, max_tokens)
+    prompt = ground(name, question, deployment, k=k, hybrid=hybrid, max_tokens=max_tokens,
+                    client=lambda: kz, history=history)  # fmt: skip
     return Answer(prompt, kz.chat(deployment, prompt.messages, max_tokens=max_tokens, **params))
