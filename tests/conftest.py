@@ -19,6 +19,7 @@ from tests.support.model_files import (
     safetensors_bytes,
     write_tiny_gguf,
 )
+from tests.support.own_mounts import mount_tmpfs, unmount
 from tests.support.ray_cluster import RAY, RAY_ENV, stop_cluster
 from tests.support.server_config import kz_server_config
 
@@ -150,20 +151,20 @@ def hub_env(local_hub, tmp_path, monkeypatch):
 @pytest.fixture
 def small_disk(tmp_path):
     """make(size) mounts a real filesystem of that many bytes (tmpfs) and returns its folder,
-    for tests that fill a disk; each is unmounted after the test. Needs root, as here and in CI."""
+    for tests that fill a disk; each is unmounted after the test. As root, or as a user in the
+    mount namespace the session entered (tests/support/own_mounts.py)."""
     mounted: list[Path] = []
 
     def make(size: int) -> Path:
         folder = tmp_path / f"disk-{len(mounted)}"
         folder.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                       check=True, capture_output=True)  # fmt: skip
+        mount_tmpfs(folder, size)
         mounted.append(folder)
         return folder
 
     yield make
     for folder in mounted:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
+        unmount(folder)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Placement by resources on a real two-node Ray cluster (head + worker on this machine, inside
-a network namespace of their own so every address stays on loopback)."""
+a network namespace of their own so every address stays on loopback), as root or as a normal
+user."""
 
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ SCENARIO = SUPPORT / "multinode_scenario.py"
 
 @pytest.fixture(scope="module")
 def report() -> dict:
-    """Run the scenario in a fresh network namespace; return what it saw."""
+    """Run the scenario in a fresh network namespace; return what it saw. A normal user may
+    make one inside a user namespace of their own, where they are root (`--map-root-user`)."""
     assert shutil.which("unshare") and shutil.which("ip"), "needs util-linux unshare and iproute2"
+    own_user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
     done = subprocess.run(
-        ["unshare", "-n", "sh", "-c", f'ip link set lo up && exec "{sys.executable}" "{SCENARIO}"'],
+        ["unshare", *own_user, "--net", "sh", "-c",
+         f'ip link set lo up && exec "{sys.executable}" "{SCENARIO}"'],
         capture_output=True, text=True, timeout=600, cwd=SCENARIO.parent,
         env=os.environ | {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1",
                           "PYTHONPATH": str(ROOT)},
