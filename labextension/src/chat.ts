@@ -2,9 +2,12 @@
  * The docked chat: pick a deployment, Enter sends (Shift+Enter adds a line), the reply streams
  * in as rendered markdown with a stop button, and each reply shows its time to first token,
  * tokens and tokens/s, with copy and "insert into a new cell". Each deployment keeps its own
- * conversation while JupyterLab is open.
+ * conversation, in JupyterLab's state database: it is there again after the page is reloaded,
+ * until "new chat" clears it.
  */
 import { Clipboard } from '@jupyterlab/apputils';
+import { IStateDB } from '@jupyterlab/statedb';
+import { ReadonlyPartialJSONValue } from '@lumino/coreutils';
 import { IRenderMime, IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
 
@@ -15,6 +18,8 @@ import { IReplyFigures, replyFigures, streamChat } from './stream';
 const MAX_TOKENS = 512;
 const RENDER_EVERY_MS = 120; // markdown is rendered again at most this often while streaming
 const ANSWERING = ['DEPLOYED', 'UNLOADED'];
+const STATE_KEY = 'kz-jupyter:chat-histories';
+const KEPT_TURNS = 200; // per deployment: the oldest go first
 
 /** One message of a conversation, with how it came when it is a reply. */
 interface ITurn {
@@ -28,6 +33,8 @@ export interface IChatOptions {
   rendermime: IRenderMimeRegistry;
   /** Put text in a new cell below the active one of the current notebook; false if none. */
   insertCell: (text: string) => Promise<boolean>;
+  /** Where the conversations are kept across reloads (none: only while the page is open). */
+  state: IStateDB | null;
 }
 
 /** The chat panel of the right sidebar. */
@@ -69,9 +76,19 @@ export class ChatView extends Widget {
       element('label', '', 'Temperature'),
       this._temperature
     );
+    this._clear.type = 'button';
+    this._clear.title = "Clear this deployment's conversation";
+    this._clear.addEventListener('click', () => {
+      this._histories.delete(this._deployment.value);
+      void this.save();
+      this.draw();
+    });
     const buttons = element('div', 'kz-buttons');
-    buttons.append(this._send, this._stop);
+    buttons.append(this._send, this._stop, this._clear);
     this.node.append(header, this._log, this._input, buttons, this._note);
+    this._restored = this.restore().catch(error => {
+      this._note.textContent = `The earlier conversations could not be read: ${error}`;
+    });
   }
 
   /** The conversation with the chosen deployment. */
@@ -86,6 +103,7 @@ export class ChatView extends Widget {
   /** List the deployments that answer again, choosing name when given. */
   async refresh(name?: string): Promise<void> {
     try {
+      await this._restored;
       const deployments = await requestAPI<IDeployment[]>('deployments');
       const names = deployments
         .filter(d => ANSWERING.includes(d.status) && (d.plan?.task ?? 'generate') === 'generate')
@@ -102,6 +120,29 @@ export class ChatView extends Widget {
     } catch (error) {
       this._note.textContent = `${error}`;
     }
+  }
+
+  /** Read the conversations kept in the state database (once). */
+  private async restore(): Promise<void> {
+    const saved = (await this.options.state?.fetch(STATE_KEY)) as
+      | Record<string, ITurn[]>
+      | undefined;
+    for (const [name, turns] of Object.entries(saved ?? {})) {
+      if (!this._histories.has(name)) {
+        this._histories.set(name, turns);
+      }
+    }
+  }
+
+  /** Keep the conversations (the finished turns) in the state database. */
+  private async save(): Promise<void> {
+    const kept: Record<string, ITurn[]> = {};
+    for (const [name, turns] of this._histories) {
+      if (turns.length) {
+        kept[name] = turns.slice(-KEPT_TURNS);
+      }
+    }
+    await this.options.state?.save(STATE_KEY, kept as unknown as ReadonlyPartialJSONValue);
   }
 
   protected onAfterShow(): void {
@@ -148,6 +189,7 @@ export class ChatView extends Widget {
       this._abort = null;
       this.busy(false);
       this.draw();
+      await this.save();
     }
   }
 
@@ -172,6 +214,7 @@ export class ChatView extends Widget {
   private busy(busy: boolean): void {
     this._send.disabled = busy;
     this._stop.disabled = !busy;
+    this._clear.disabled = busy;
     this._deployment.disabled = busy;
   }
 
@@ -238,12 +281,14 @@ export class ChatView extends Widget {
   private _temperature = element('input', 'kz-chat-temperature');
   private _send = element('button', 'jp-mod-styled jp-mod-accept', 'Send');
   private _stop = element('button', 'jp-mod-styled jp-mod-warn', 'Stop');
+  private _clear = element('button', 'jp-mod-styled', 'New chat');
   private _note = element('div', 'kz-message');
   private _histories = new Map<string, ITurn[]>();
   private _renderers = new Map<ITurn, IRenderMime.IRenderer>();
   private _views = new Map<ITurn, IView>();
   private _abort: AbortController | null = null;
   private _pending = 0;
+  private _restored: Promise<void>;
 }
 
 /** Where an assistant turn is drawn. */

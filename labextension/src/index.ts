@@ -7,6 +7,7 @@ import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/a
 import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { IStateDB } from '@jupyterlab/statedb';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { ChatView } from './chat';
@@ -34,13 +35,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Deploy, watch, stop and chat with local LLMs from JupyterLab.',
   autoStart: true,
   requires: [ILabShell, IRenderMimeRegistry],
-  optional: [ICommandPalette, ILauncher],
+  optional: [ICommandPalette, ILauncher, IStateDB],
   activate: (
     app: JupyterFrontEnd,
     shell: ILabShell,
     rendermime: IRenderMimeRegistry,
     palette: ICommandPalette | null,
-    launcher: ILauncher | null
+    launcher: ILauncher | null,
+    state: IStateDB | null
   ) => {
     const openLogs = (name: string) => {
       const id = `kz-logs-${name}`;
@@ -65,7 +67,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       await app.commands.execute('notebook:replace-selection', { text });
       return true;
     };
-    const chat = new ChatView({ rendermime, insertCell });
+    const chat = new ChatView({ rendermime, insertCell, state });
     chat.title.icon = CHAT_ICON;
     shell.add(chat, 'right', { rank: 600 });
     app.commands.addCommand(OPEN_CHAT, {

@@ -3,7 +3,8 @@ package build made it), headless Debian Chromium driven by Playwright. Browse th
 see the plan, deploy the default model from the form, see it come up and reach DEPLOYED, run
 the notebook panels and the docked chat beside it (in the light, dark and high-contrast
 themes, every text measured against WCAG AA), use `%kz ps` at a narrow width, read the logs
-in a main-area tab, stop it, remove a FAILED record. Screenshots of each step are kept in
+in a main-area tab, find the chat's conversation again after a reload, stop it, remove a FAILED
+record. Screenshots of each step are kept in
 test-artifacts/lab-sidebar/."""
 
 from __future__ import annotations
@@ -133,7 +134,10 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     expect(page.locator(".lm-TabBar-tab", has_text="Logs: smollm2")).to_have_count(1)
     page.screenshot(path=ARTIFACTS / "3-logs.png")
     logs_viewer(page)
+    chat_kept_after_reload(page)
 
+    if not sidebar.is_visible():
+        tab.click()
     row.get_by_role("button", name="stop").click()
     expect(row.locator(".kz-status")).to_have_text("STOPPED", timeout=60_000)
     expect(row).not_to_contain_text("MiB")  # a stopped deployment holds no memory
@@ -273,6 +277,25 @@ def docked_chat(page: Page) -> None:
     palette.locator("input").fill("Chat with a local LLM")
     expect(palette.locator(".lm-CommandPalette-item", has_text="Chat with a local LLM")).to_be_visible()
     page.keyboard.press("Escape")
+
+
+def chat_kept_after_reload(page: Page) -> None:
+    """The docked chat's conversation is in JupyterLab's workspace: there again after the page
+    is reloaded, until "New chat" clears it."""
+    page.once("dialog", lambda dialog: dialog.accept())  # "leave with unsaved changes?"
+    page.reload()
+    page.locator(".lm-TabBar-tab[data-id='kz-chat']").click()
+    chat = page.locator("#kz-chat")
+    expect(chat.locator("select[name=deployment]")).to_have_value("smollm2")
+    expect(chat.locator(".kz-chat-user").first).to_have_text(QUESTION)
+    reply = chat.locator(".kz-chat-assistant").first
+    expect(reply.locator(".jp-RenderedMarkdown")).to_contain_text("Paris")
+    expect(reply.locator(".kz-chat-figures")).to_contain_text("tok/s")
+    expect(chat.locator(".kz-chat-assistant")).to_have_count(2)  # the stopped one too
+    page.screenshot(path=ARTIFACTS / "chat-after-reload.png")
+    chat.get_by_role("button", name="New chat").click()
+    expect(chat.locator(".kz-chat-turn")).to_have_count(0)
+    expect(chat).to_contain_text("No messages yet.")
 
 
 def panels_in_a_notebook(page: Page, url: str, token: str) -> None:
