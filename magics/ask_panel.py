@@ -15,7 +15,7 @@ from kz_jupyter.client.replies import stream_reply
 from kz_jupyter.errors import KzError
 from kz_jupyter.magics.chat_panel import markdown_html
 from kz_jupyter.magics.panel import Refresher, TextRepr, spinner
-from kz_jupyter.magics.text import format_reply_figures, source_lines
+from kz_jupyter.magics.text import format_reply_figures
 
 QUIET = "color:var(--jp-ui-font-color2);font-size:var(--jp-ui-font-size0)"
 
@@ -54,7 +54,7 @@ class AskPanel(TextRepr, widgets.VBox):
                 self.index, self.question, self.deployment, k=self.k, hybrid=self.hybrid,
                 max_tokens=self.max_tokens, client=client,
             )  # fmt: skip
-            self.sources = source_lines(grounded)
+            self.sources = grounded.source_lines()
             lines = "<br>".join(escape(line) for line in self.sources)
             self._sources.value = f"<div style='{QUIET}'>Sources:<br>{lines}</div>"
             self._enter(f"generating with {self.deployment}")

@@ -16,7 +16,7 @@ from kz_jupyter.client import KzClient
 from kz_jupyter.client.replies import stream_reply
 from kz_jupyter.errors import KzError
 from kz_jupyter.magics.panel import ERROR_TEXT, TextRepr
-from kz_jupyter.magics.text import format_reply_figures, source_lines
+from kz_jupyter.magics.text import format_reply_figures
 
 # JupyterLab's theme variables, so the bubbles read well in light, dark and high-contrast themes.
 BUBBLE = (
@@ -145,7 +145,7 @@ class ChatPanel(TextRepr, widgets.VBox):
         grounded = rag.ground(self.rag, self.messages[number - 1]["content"], self.name,
                               k=self.k, max_tokens=self.max_tokens, client=lambda: self._client,
                               history=self.messages[: number - 1])  # fmt: skip
-        self.sources[number] = source_lines(grounded)
+        self.sources[number] = grounded.source_lines()
         return grounded.messages
 
     def _set_busy(self, busy: bool) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from kz_jupyter.errors import KzError
 from kz_jupyter.magics.panel import in_kernel, shown
 from kz_jupyter.magics.progress import DownloadBar
-from kz_jupyter.magics.text import format_table, source_lines
+from kz_jupyter.magics.text import format_table
 
 if TYPE_CHECKING:
     from kz_jupyter.client import KzClient
@@ -187,5 +187,5 @@ def print_answer(answer) -> None:
     for text in answer:
         print(text, end="", flush=True)
     print("\nSources:")
-    for line in source_lines(answer.prompt):
+    for line in answer.prompt.source_lines():
         print(f"  {line}")

@@ -258,12 +258,3 @@ def format_reply_figures(reply: Reply, max_tokens: int) -> str:
     elif reply.finish_reason == "length":
         parts.append(f"cut at --max-tokens {max_tokens}")
     return " · ".join(parts)
-
-
-def source_lines(prompt) -> list[str]:
-    """The sources of a grounded prompt (rag.ground's), numbered as the model cites them."""
-    lines = [f"[{number}] {hit.chunk.source}, {hit.chunk.location} ({hit.chunk.heading})"
-             for number, hit in enumerate(prompt.used, start=1)]  # fmt: skip
-    if prompt.dropped:
-        lines.append(f"({prompt.dropped} more retrieved chunks did not fit the context)")
-    return lines

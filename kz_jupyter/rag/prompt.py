@@ -21,6 +21,14 @@ class GroundedPrompt:
     used: list[Hit]
     dropped: int
 
+    def source_lines(self) -> list[str]:
+        """The sources, numbered as the model cites them, and how many did not fit."""
+        lines = [f"[{number}] {hit.chunk.source}, {hit.chunk.location} ({hit.chunk.heading})"
+                 for number, hit in enumerate(self.used, start=1)]  # fmt: skip
+        if self.dropped:
+            lines.append(f"({self.dropped} more retrieved chunks did not fit the context)")
+        return lines
+
 
 def grounded_prompt(
     question: str, hits: list[Hit], context_tokens: int, answer_tokens: int

@@ -1,7 +1,8 @@
 /**
- * The docked chat: pick a deployment, Enter sends (Shift+Enter adds a line), the reply streams
- * in as rendered markdown with a stop button, and each reply shows its time to first token,
- * tokens and tokens/s, with copy and "insert into a new cell". Each deployment keeps its own
+ * The docked chat: pick a deployment (and a retrieval index, whose sources come with the
+ * answer), Enter sends (Shift+Enter adds a line), the reply streams in as rendered markdown with
+ * a stop button, and each reply shows its time to first token, tokens and tokens/s, with copy
+ * and "insert into a new cell". Each deployment keeps its own
  * conversation, in JupyterLab's state database: it is there again after the page is reloaded,
  * until "new chat" clears it.
  */
@@ -13,6 +14,7 @@ import { Widget } from '@lumino/widgets';
 
 import { IDeployment, requestAPI } from './api';
 import { element } from './dom';
+import { RetrievalKernel } from './retrieval';
 import { IReplyFigures, replyFigures, streamChat } from './stream';
 
 const MAX_TOKENS = 512;
@@ -26,6 +28,8 @@ interface ITurn {
   role: 'user' | 'assistant' | 'error';
   content: string;
   figures?: IReplyFigures;
+  sources?: string[]; // the retrieved chunks the prompt carried, numbered as cited
+  phase?: string; // what it waits for before the first token
 }
 
 /** What the chat needs from JupyterLab. */
@@ -35,6 +39,8 @@ export interface IChatOptions {
   insertCell: (text: string) => Promise<boolean>;
   /** Where the conversations are kept across reloads (none: only while the page is open). */
   state: IStateDB | null;
+  /** Where retrieval runs (the indexes and the embedder are on the kernel side). */
+  retrieval: RetrievalKernel;
 }
 
 /** The chat panel of the right sidebar. */
@@ -69,12 +75,18 @@ export class ChatView extends Widget {
     this._temperature.step = '0.1';
     this._temperature.placeholder = "model's";
     this._temperature.setAttribute('aria-label', 'Temperature');
+    this._index.name = 'index';
+    this._index.setAttribute('aria-label', 'Retrieval index');
+    this._index.title = 'Answer from the sources of a retrieval index (%kz rag index)';
+    this._index.append(new Option('none', ''));
     const header = element('div', 'kz-chat-header');
     header.append(
       element('label', '', 'Deployment'),
       this._deployment,
       element('label', '', 'Temperature'),
-      this._temperature
+      this._temperature,
+      element('label', '', 'Sources'),
+      this._index
     );
     this._clear.type = 'button';
     this._clear.title = "Clear this deployment's conversation";
@@ -120,6 +132,19 @@ export class ChatView extends Widget {
     } catch (error) {
       this._note.textContent = `${error}`;
     }
+    void this.listIndexes();
+  }
+
+  /** List the retrieval indexes again, keeping the chosen one. */
+  private async listIndexes(): Promise<void> {
+    try {
+      const names = await this.options.retrieval.indexes();
+      const wanted = this._index.value;
+      this._index.replaceChildren(new Option('none', ''), ...names.map(n => new Option(n, n)));
+      this._index.value = names.includes(wanted) ? wanted : '';
+    } catch (error) {
+      this._note.textContent = `The retrieval indexes could not be listed: ${error}`;
+    }
   }
 
   /** Read the conversations kept in the state database (once). */
@@ -161,17 +186,34 @@ export class ChatView extends Widget {
       return;
     }
     const turns = this.turns;
+    const index = this._index.value;
     this._input.value = '';
-    turns.push({ role: 'user', content: text });
-    const reply: ITurn = { role: 'assistant', content: '' };
-    const messages = turns
+    const history = turns
       .filter(t => t.role !== 'error')
       .map(t => ({ role: t.role, content: t.content }));
+    turns.push({ role: 'user', content: text });
+    const reply: ITurn = { role: 'assistant', content: '' };
     turns.push(reply);
     this.draw();
     this._abort = new AbortController();
     this.busy(true);
     try {
+      let messages = [...history, { role: 'user', content: text }];
+      if (index) {
+        reply.phase = `retrieving from ${index}…`;
+        void this.render(reply);
+        const grounded = await this.options.retrieval.ground({
+          index,
+          question: text,
+          deployment: name,
+          history,
+          max_tokens: MAX_TOKENS
+        });
+        messages = grounded.messages;
+        reply.sources = grounded.sources;
+        reply.phase = 'generating…';
+        void this.render(reply);
+      }
       const temperature = this._temperature.value;
       reply.figures = await streamChat(
         name,
@@ -186,6 +228,7 @@ export class ChatView extends Widget {
     } catch (error) {
       turns.splice(turns.indexOf(reply), 1, { role: 'error', content: `${error}` });
     } finally {
+      delete reply.phase;
       this._abort = null;
       this.busy(false);
       this.draw();
@@ -216,6 +259,7 @@ export class ChatView extends Widget {
     this._stop.disabled = !busy;
     this._clear.disabled = busy;
     this._deployment.disabled = busy;
+    this._index.disabled = busy;
   }
 
   private bubble(turn: ITurn): HTMLElement {
@@ -224,6 +268,7 @@ export class ChatView extends Widget {
       node.append(element('div', 'kz-chat-text', turn.content));
       return node;
     }
+    const sources = element('div', 'kz-chat-sources');
     const body = element('div', 'kz-chat-markdown');
     const figures = element('div', 'kz-chat-figures');
     const actions = element('div', 'kz-buttons kz-chat-actions');
@@ -235,8 +280,8 @@ export class ChatView extends Widget {
     };
     button('copy', () => Clipboard.copyToSystem(turn.content));
     button('insert into a new cell', () => void this.insert(turn.content));
-    node.append(body, figures, actions);
-    this._views.set(turn, { body, figures, actions });
+    node.append(sources, body, figures, actions);
+    this._views.set(turn, { sources, body, figures, actions });
     return node;
   }
 
@@ -265,7 +310,13 @@ export class ChatView extends Widget {
     await renderer.renderModel(
       new MimeModel({ data: { 'text/markdown': turn.content || '…' }, trusted: false })
     );
-    view.figures.textContent = turn.figures ? replyFigures(turn.figures, MAX_TOKENS) : '';
+    view.sources.replaceChildren(
+      ...(turn.sources?.length ? [element('b', '', 'Sources')] : []),
+      ...(turn.sources ?? []).map(line => element('div', '', line))
+    );
+    view.figures.textContent = turn.figures
+      ? replyFigures(turn.figures, MAX_TOKENS)
+      : (turn.phase ?? '');
     view.actions.hidden = !turn.figures;
     this._log.scrollTop = this._log.scrollHeight;
   }
@@ -279,6 +330,7 @@ export class ChatView extends Widget {
   private _log = element('div', 'kz-chat-log');
   private _input = element('textarea', 'kz-chat-input');
   private _temperature = element('input', 'kz-chat-temperature');
+  private _index = element('select', 'kz-chat-index');
   private _send = element('button', 'jp-mod-styled jp-mod-accept', 'Send');
   private _stop = element('button', 'jp-mod-styled jp-mod-warn', 'Stop');
   private _clear = element('button', 'jp-mod-styled', 'New chat');
@@ -293,6 +345,7 @@ export class ChatView extends Widget {
 
 /** Where an assistant turn is drawn. */
 interface IView {
+  sources: HTMLElement;
   body: HTMLElement;
   figures: HTMLElement;
   actions: HTMLElement;

@@ -11,6 +11,7 @@ import { IStateDB } from '@jupyterlab/statedb';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { ChatView } from './chat';
+import { RetrievalKernel } from './retrieval';
 import { LogsView } from './logs';
 import { KzSidebar } from './sidebar';
 
@@ -67,7 +68,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       await app.commands.execute('notebook:replace-selection', { text });
       return true;
     };
-    const chat = new ChatView({ rendermime, insertCell, state });
+    const retrieval = new RetrievalKernel(app.serviceManager.sessions);
+    const chat = new ChatView({ rendermime, insertCell, state, retrieval });
     chat.title.icon = CHAT_ICON;
     shell.add(chat, 'right', { rank: 600 });
     app.commands.addCommand(OPEN_CHAT, {

@@ -43,9 +43,13 @@ def jupyterlab(tmp_path):
     news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text('{"fetchNews": "false"}')  # no "get notified about news?" toast over us
+    notes = tmp_path / "notes"  # what the notebook indexes, for the chat's sources
+    notes.mkdir()
+    (notes / "office.md").write_text(OFFICE_NOTES)
     url, token, process = start_jupyter_server(
         tmp_path, app="jupyterlab", JUPYTERLAB_SETTINGS_DIR=str(settings),
         JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
+        KZ_RAG_DIR=str(tmp_path / "rag"),
     )
     yield url, token
     process.terminate()
@@ -164,6 +168,7 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
 
 LONG_PATH = "/nonexistent/" + "a-very-long-folder-name/" * 6 + "model.gguf"
 CELLS = [
+    "from kz_jupyter import rag\nrag.index(['notes'], name='office')",
     "%load_ext kz_jupyter\n%kz top",
     "%kz ps",
     "chat = %kz chat smollm2 --max-tokens 24 --temperature 0\n"
@@ -172,6 +177,17 @@ CELLS = [
 ]
 PANELS = "#kz-sidebar, #kz-chat, .jp-OutputArea-output"
 QUESTION = "What is the capital of France? Answer in one word."
+WIFI_QUESTION = "What is the password of the office wifi?"
+OFFICE_NOTES = """# The office
+
+## Wifi
+
+The wifi network of the office is called harbour and its password is lantern-42.
+
+## Kitchen
+
+The coffee machine is cleaned every Friday by whoever arrived last.
+"""
 
 
 def model_browser_and_plan(page: Page) -> None:
@@ -279,23 +295,42 @@ def docked_chat(page: Page) -> None:
     page.keyboard.press("Escape")
 
 
+def chat_with_sources(page: Page) -> None:
+    """The docked chat answers from the index the notebook made: retrieval runs in a kernel of
+    the chat's own, the sources show with the reply, then its answer and figures. "New chat"
+    first clears the conversation so far."""
+    chat = page.locator("#kz-chat")
+    chat.get_by_role("button", name="New chat").click()
+    expect(chat.locator(".kz-chat-turn")).to_have_count(0)
+    expect(chat).to_contain_text("No messages yet.")
+    expect(chat.locator("select[name=index] option[value=office]")).to_have_count(1)
+    chat.locator("select[name=index]").select_option("office")
+    box = chat.locator("textarea[name=message]")
+    box.fill(WIFI_QUESTION)
+    box.press("Enter")
+    reply = chat.locator(".kz-chat-assistant")
+    sources = reply.locator(".kz-chat-sources")
+    expect(sources).to_contain_text(re.compile(r"^Sources\[1\] \S*office\.md, "), timeout=120_000)
+    expect(reply.locator(".kz-chat-figures")).to_contain_text("tok/s", timeout=120_000)
+    expect(reply.locator(".jp-RenderedMarkdown")).to_contain_text("lantern-42")
+    page.screenshot(path=ARTIFACTS / "chat-sources.png")
+    chat.locator("select[name=index]").select_option("")
+
+
 def chat_kept_after_reload(page: Page) -> None:
     """The docked chat's conversation is in JupyterLab's workspace: there again after the page
-    is reloaded, until "New chat" clears it."""
+    is reloaded, sources and figures too."""
     page.once("dialog", lambda dialog: dialog.accept())  # "leave with unsaved changes?"
     page.reload()
     page.locator(".lm-TabBar-tab[data-id='kz-chat']").click()
     chat = page.locator("#kz-chat")
     expect(chat.locator("select[name=deployment]")).to_have_value("smollm2")
-    expect(chat.locator(".kz-chat-user").first).to_have_text(QUESTION)
-    reply = chat.locator(".kz-chat-assistant").first
-    expect(reply.locator(".jp-RenderedMarkdown")).to_contain_text("Paris")
+    expect(chat.locator(".kz-chat-user")).to_have_text(WIFI_QUESTION)
+    reply = chat.locator(".kz-chat-assistant")
+    expect(reply.locator(".kz-chat-sources")).to_contain_text("office.md")
+    expect(reply.locator(".jp-RenderedMarkdown")).to_contain_text("lantern-42")
     expect(reply.locator(".kz-chat-figures")).to_contain_text("tok/s")
-    expect(chat.locator(".kz-chat-assistant")).to_have_count(2)  # the stopped one too
     page.screenshot(path=ARTIFACTS / "chat-after-reload.png")
-    chat.get_by_role("button", name="New chat").click()
-    expect(chat.locator(".kz-chat-turn")).to_have_count(0)
-    expect(chat).to_contain_text("No messages yet.")
 
 
 def panels_in_a_notebook(page: Page, url: str, token: str) -> None:
@@ -333,6 +368,7 @@ def panels_in_a_notebook(page: Page, url: str, token: str) -> None:
     if not page.locator("#kz-sidebar").is_visible():
         tab.click()
     docked_chat(page)
+    chat_with_sources(page)
     themes = (("light", "JupyterLab Dark"), ("dark", "JupyterLab Dark High Contrast"),
               ("high-contrast", "JupyterLab Light"))  # fmt: skip
     for shown, theme in themes:
