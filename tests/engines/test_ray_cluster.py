@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ray._common.utils import get_default_ray_temp_dir
 
 pytestmark = pytest.mark.slow
 
@@ -28,5 +29,6 @@ def test_demo_deploys_on_the_named_cluster(ray_head, tmp_path):
 
 def ray_sessions_of(pid: int) -> list[str]:
     """The Ray session folders a process started (a session is named after the process that
-    started Ray: session_DATE_TIME_PID); joining a cluster starts none."""
-    return [p.name for p in Path("/tmp/ray").glob(f"session_2*_{pid}")]
+    started Ray: session_DATE_TIME_PID); joining a cluster starts none. They are in /tmp/ray
+    unless RAY_TMPDIR or TMPDIR says otherwise: Ray's own function says where."""
+    return [p.name for p in Path(get_default_ray_temp_dir()).glob(f"session_2*_{pid}")]
