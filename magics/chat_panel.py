@@ -1,7 +1,7 @@
-"""`%kz chat NAME` with no prompt: a small chat widget that streams replies (markdown rendered,
-a stop button, time to first token and tokens/s under each) and keeps the conversation's
-history; with `--rag INDEX`, each turn is grounded in the index (retrieving with the
-conversation so far) and shows its sources under the reply."""
+"""`%kz chat NAME` with no prompt: a small chat widget (Enter sends, Shift+Enter adds a line)
+that streams replies (markdown rendered, a stop button, time to first token and tokens/s under
+each) and keeps the conversation's history; with `--rag INDEX`, each turn is grounded in the
+index (retrieving with the conversation so far) and shows its sources under the reply."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from markdown_it import MarkdownIt
 from kz_jupyter.client import KzClient
 from kz_jupyter.client.replies import stream_reply
 from kz_jupyter.errors import KzError
+from kz_jupyter.magics.chat_input import ChatInput
 from kz_jupyter.magics.panel import ERROR_TEXT, TextRepr
 from kz_jupyter.magics.text import format_reply_figures
 
@@ -63,8 +64,11 @@ class ChatPanel(TextRepr, widgets.VBox):
         self._thread: threading.Thread | None = None
         self._halt = threading.Event()
         self._history = widgets.HTML()
-        self._input = widgets.Textarea(placeholder=f"Message {name}",
-                                       layout=widgets.Layout(flex="1 1 240px"))  # fmt: skip
+        self._input = ChatInput(
+            placeholder=f"Message {name} (Enter sends, Shift+Enter adds a line)",
+            layout=widgets.Layout(flex="1 1 240px"),
+        )
+        self._input.on_send(self.send)
         self._send = widgets.Button(description="Send", button_style="primary", icon="paper-plane")
         self._stop = widgets.Button(description="Stop", icon="stop", disabled=True)
         self._clear = widgets.Button(description="Clear", icon="trash")

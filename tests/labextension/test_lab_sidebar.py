@@ -357,6 +357,15 @@ def panels_in_a_notebook(page: Page, url: str, token: str) -> None:
     chat = page.locator(".jp-OutputArea-output", has_text="Chat with 'smollm2'")
     expect(chat).to_contain_text("Paris", timeout=120_000)
     expect(chat).to_contain_text(re.compile(r"TTFT \d+ ms"))
+    box = chat.locator("textarea[aria-label=Message]")  # Enter sends, Shift+Enter adds a line
+    box.fill("Name a city")
+    box.press("Shift+Enter")
+    box.press_sequentially("in Italy. One word.")
+    expect(box).to_have_value("Name a city\nin Italy. One word.")  # the cell did not run again
+    box.press("Enter")
+    expect(box).to_have_value("")
+    expect(chat).to_contain_text("Name a city\nin Italy. One word.")
+    expect(chat.get_by_text(re.compile(r"^TTFT \d+ ms"))).to_have_count(2, timeout=120_000)
     broken = page.locator(".kz-ps-row", has_text="broken")
     expect(broken).to_contain_text("FAILED MODEL_LOADING_FAILURE", timeout=60_000)
     expect(broken).to_contain_text("Model file not found")  # the message and what to do
