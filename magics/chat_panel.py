@@ -1,7 +1,8 @@
 """`%kz chat NAME` with no prompt: a small chat widget (Enter sends, Shift+Enter adds a line)
-that streams replies (markdown rendered, a stop button, time to first token and tokens/s under
-each) and keeps the conversation's history; with `--rag INDEX`, each turn is grounded in the
-index (retrieving with the conversation so far) and shows its sources under the reply."""
+that streams replies (markdown rendered, a stop button, time to first token and tokens/s, copy
+and "insert into a new cell" under each) and keeps the conversation's history; with `--rag
+INDEX`, each turn is grounded in the index (retrieving with the conversation so far) and shows
+its sources under the reply."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from kz_jupyter.client import KzClient
 from kz_jupyter.client.replies import stream_reply
 from kz_jupyter.errors import KzError
 from kz_jupyter.magics.chat_input import ChatInput
+from kz_jupyter.magics.chat_log import ChatLog, reply_actions
 from kz_jupyter.magics.panel import ERROR_TEXT, TextRepr
 from kz_jupyter.magics.text import format_reply_figures
 
@@ -63,7 +65,7 @@ class ChatPanel(TextRepr, widgets.VBox):
         self.errors: list[str] = []
         self._thread: threading.Thread | None = None
         self._halt = threading.Event()
-        self._history = widgets.HTML()
+        self._history = ChatLog()
         self._input = ChatInput(
             placeholder=f"Message {name} (Enter sends, Shift+Enter adds a line)",
             layout=widgets.Layout(flex="1 1 240px"),
@@ -167,10 +169,12 @@ class ChatPanel(TextRepr, widgets.VBox):
             bubbles.append(f"<div style='{ROLE_STYLES[m['role']]}'>{content}</div>")
             if self.figures.get(number):
                 bubbles.append(f"<div style='{FIGURES}'>{escape(self.figures[number])}</div>")
+                bubbles.append(reply_actions(number))
             if number in self.sources:
                 lines = "<br>".join(escape(line) for line in self.sources[number])
                 bubbles.append(f"<div style='{SOURCES}'>Sources:<br>{lines}</div>")
         bubbles += [f"<div style='{ROLE_STYLES['error']}'>{escape(e)}</div>" for e in self.errors]
+        self._history.replies = {str(n): self.messages[n]["content"] for n in self.figures}
         self._history.value = "".join(bubbles) or "<i>No messages yet.</i>"
 
     def text(self) -> str:

@@ -1,11 +1,13 @@
 /**
  * kz-jupyter's JupyterLab extension: a left sidebar with the deployments, the hardware summary
  * and a deploy form; a docked chat in the right sidebar (also from the command palette and the
- * launcher); a deployment's logs open in a main-area tab.
+ * launcher); a deployment's logs open in a main-area tab; `%kz chat`'s widget may put a reply
+ * in a new cell.
  */
 import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
+import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { IStateDB } from '@jupyterlab/statedb';
 import { LabIcon } from '@jupyterlab/ui-components';
@@ -36,14 +38,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Deploy, watch, stop and chat with local LLMs from JupyterLab.',
   autoStart: true,
   requires: [ILabShell, IRenderMimeRegistry],
-  optional: [ICommandPalette, ILauncher, IStateDB],
+  optional: [ICommandPalette, ILauncher, IStateDB, INotebookTracker],
   activate: (
     app: JupyterFrontEnd,
     shell: ILabShell,
     rendermime: IRenderMimeRegistry,
     palette: ICommandPalette | null,
     launcher: ILauncher | null,
-    state: IStateDB | null
+    state: IStateDB | null,
+    notebooks: INotebookTracker | null
   ) => {
     const openLogs = (name: string) => {
       const id = `kz-logs-${name}`;
@@ -69,6 +72,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
       return true;
     };
     const retrieval = new RetrievalKernel(app.serviceManager.sessions);
+    // `%kz chat`'s widget asks for its reply in a new cell below the chat's own cell
+    document.addEventListener('kz-insert-cell', event => {
+      const target = event.target as Node;
+      const panel = notebooks?.find(widget => widget.node.contains(target));
+      if (!panel) {
+        return;
+      }
+      event.preventDefault();
+      const cell = panel.content.widgets.findIndex(widget => widget.node.contains(target));
+      shell.activateById(panel.id);
+      if (cell >= 0) {
+        panel.content.activeCellIndex = cell;
+      }
+      void insertCell((event as CustomEvent<{ text: string }>).detail.text);
+    });
     const chat = new ChatView({ rendermime, insertCell, state, retrieval });
     chat.title.icon = CHAT_ICON;
     shell.add(chat, 'right', { rank: 600 });

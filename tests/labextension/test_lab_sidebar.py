@@ -166,13 +166,16 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     page.screenshot(path=ARTIFACTS / "6-failed-removed.png")
 
 
+CHAT_CELL = (
+    "chat = %kz chat smollm2 --max-tokens 24 --temperature 0\n"
+    "chat.send('What is the capital of France? Answer in one word.')\nchat.wait(120)\nchat"
+)
 LONG_PATH = "/nonexistent/" + "a-very-long-folder-name/" * 6 + "model.gguf"
 CELLS = [
     "from kz_jupyter import rag\nrag.index(['notes'], name='office')",
     "%load_ext kz_jupyter\n%kz top",
     "%kz ps",
-    "chat = %kz chat smollm2 --max-tokens 24 --temperature 0\n"
-    "chat.send('What is the capital of France? Answer in one word.')\nchat.wait(120)\nchat",
+    CHAT_CELL,
     f"%kz deploy {LONG_PATH} --name broken",
 ]
 PANELS = "#kz-sidebar, #kz-chat, .jp-OutputArea-output"
@@ -366,6 +369,16 @@ def panels_in_a_notebook(page: Page, url: str, token: str) -> None:
     expect(box).to_have_value("")
     expect(chat).to_contain_text("Name a city\nin Italy. One word.")
     expect(chat.get_by_text(re.compile(r"^TTFT \d+ ms"))).to_have_count(2, timeout=120_000)
+    first = chat.locator("[data-kz-reply]").first  # under each reply: copy, insert
+    first.get_by_role("button", name="copy").click()
+    expect(first).to_contain_text("copied")
+    assert "Paris" in page.evaluate("navigator.clipboard.readText()")
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    count = cells.count()
+    first.get_by_role("button", name="insert into a new cell").click()
+    expect(cells).to_have_count(count + 1)
+    below = cells.nth(CELLS.index(CHAT_CELL) + 1)  # right under the chat's cell
+    expect(below.locator(".jp-InputArea-editor")).to_contain_text("The capital of France is Paris.")
     broken = page.locator(".kz-ps-row", has_text="broken")
     expect(broken).to_contain_text("FAILED MODEL_LOADING_FAILURE", timeout=60_000)
     expect(broken).to_contain_text("Model file not found")  # the message and what to do

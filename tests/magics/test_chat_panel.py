@@ -23,6 +23,7 @@ def test_replies_render_markdown_and_never_run_html():
     assert "<strong>done</strong>" in html and "&lt;script&gt;x&lt;/script&gt;" in html
     assert "<script>" not in html
     assert "TTFT 80 ms · 12 tokens · 30.0 tok/s" in html
+    assert "data-kz-reply='1'" in html and chat._history.replies == {"1": answer}  # copy, insert
     assert "(TTFT 80 ms · 12 tokens · 30.0 tok/s)" in chat.text()
 
 
