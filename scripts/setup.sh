@@ -74,6 +74,9 @@ fi
 # own, with kz-jupyter (whose kernel side needs nothing jupyter-ai does not bring). Pinned: to
 # upgrade, change the versions here and run tests/client/test_jupyter_ai.py.
 [ -x .venv-ai/bin/python ] || "$PYTHON" -m venv .venv-ai
+# A current pip first: the pip a Python 3.11 venv starts with (23.0 on Debian's) backtracks for
+# more than 20 minutes over jupyter-ai's dependencies.
+.venv-ai/bin/python -m pip --disable-pip-version-check install -q --upgrade pip
 .venv-ai/bin/python -m pip --disable-pip-version-check install -q "setuptools>=69" wheel httpx \
   psutil "jupyter-ai-magic-commands==0.0.4" "jupyter-ai-jupyternaut==0.1.0"
 KZ_SKIP_LABEXTENSION=1 .venv-ai/bin/python -m pip --disable-pip-version-check install -q \
