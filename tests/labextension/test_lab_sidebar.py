@@ -166,6 +166,8 @@ def drive_the_sidebar(page: Page, url: str, token: str) -> None:
     page.screenshot(path=ARTIFACTS / "6-failed-removed.png")
 
 
+QUESTION = "What is the capital of France? Answer in one word."
+WIFI_QUESTION = "What is the password of the office wifi?"
 CHAT_CELL = (
     "chat = %kz chat smollm2 --max-tokens 24 --temperature 0\n"
     "chat.send('What is the capital of France? Answer in one word.')\nchat.wait(120)\nchat"
@@ -174,13 +176,12 @@ LONG_PATH = "/nonexistent/" + "a-very-long-folder-name/" * 6 + "model.gguf"
 CELLS = [
     "from kz_jupyter import rag\nrag.index(['notes'], name='office')",
     "%load_ext kz_jupyter\n%kz top",
+    f'%kz rag ask office "{WIFI_QUESTION}" --deployment smollm2 --max-tokens 32',
     "%kz ps",
     CHAT_CELL,
     f"%kz deploy {LONG_PATH} --name broken",
 ]
 PANELS = "#kz-sidebar, #kz-chat, .jp-OutputArea-output"
-QUESTION = "What is the capital of France? Answer in one word."
-WIFI_QUESTION = "What is the password of the office wifi?"
 OFFICE_NOTES = """# The office
 
 ## Wifi
@@ -221,6 +222,15 @@ def model_browser_and_plan(page: Page) -> None:
     expect(plan).to_contain_text("Fits:")
 
 
+def use_theme(page: Page, theme: str) -> None:
+    """Switch JupyterLab's theme as a user does: Settings → Theme."""
+    page.get_by_role("menuitem", name="Settings").click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).click()
+    page.locator(".lm-Menu-itemLabel").get_by_text(theme, exact=True).click()
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-name", theme)
+    page.wait_for_timeout(500)  # the theme's stylesheet applied
+
+
 def logs_viewer(page: Page) -> None:
     """The logs tab: the level filter keeps warnings (llama-server warns that no API key is
     set), the search keeps matching lines, wrap folds long lines, download saves the log."""
@@ -230,6 +240,11 @@ def logs_viewer(page: Page) -> None:
     expect(logs).to_contain_text("no API key is set")
     expect(logs).not_to_contain_text("listening on")
     page.screenshot(path=ARTIFACTS / "3-logs-warnings.png")
+    use_theme(page, "JupyterLab Dark")  # readable in the dark theme too
+    measured, low = below_aa(page, ".kz-logs-view")
+    assert measured > 5 and not low, low
+    page.screenshot(path=ARTIFACTS / "3-logs-dark.png")
+    use_theme(page, "JupyterLab Light")
     view.locator("select[name=level]").select_option("info")
     view.locator("input[name=search]").fill("LISTENING")
     expect(logs.locator("span:not(.kz-logs-replica)")).to_have_count(1)
@@ -357,6 +372,15 @@ def panels_in_a_notebook(page: Page, url: str, token: str) -> None:
     panel = page.locator(".jp-OutputArea-output .widget-html", has_text="TTFT p95")
     expect(panel).to_contain_text("smollm2", timeout=120_000)
     expect(panel.locator("svg polyline").first).to_be_attached()
+    ask = page.locator(".jp-OutputArea-output", has_text="grounded in 'office'")
+    expect(ask).to_contain_text(re.compile(r"TTFT \d+ ms"), timeout=120_000)  # `%kz rag ask`
+    parts = ask.evaluate("n => [...n.querySelectorAll('.widget-html')].map(e => e.innerText)")
+    sources = next(i for i, text in enumerate(parts) if "office.md" in text)
+    assert re.search(r"\[1\] \S*office\.md, line \d+ \(Wifi\)", parts[sources]), parts
+    answer, figures = parts[sources + 1], parts[sources + 2]  # the sources first, then these
+    assert answer.strip() and re.match(r"TTFT \d+ ms", figures), parts
+    ask.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "rag-ask.png")
     chat = page.locator(".jp-OutputArea-output", has_text="Chat with 'smollm2'")
     expect(chat).to_contain_text("Paris", timeout=120_000)
     expect(chat).to_contain_text(re.compile(r"TTFT \d+ ms"))
@@ -397,11 +421,7 @@ def panels_in_a_notebook(page: Page, url: str, token: str) -> None:
         page.screenshot(path=ARTIFACTS / f"panels-{shown}.png")
         measured, low = below_aa(page, PANELS)
         assert measured > 40 and not low, (shown, low)
-        page.get_by_role("menuitem", name="Settings").click()
-        page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).click()
-        page.locator(".lm-Menu-itemLabel").get_by_text(theme, exact=True).click()
-        expect(page.locator("body")).to_have_attribute("data-jp-theme-name", theme)
-        page.wait_for_timeout(500)  # the theme's stylesheet applied
+        use_theme(page, theme)
     measured, low = below_aa(page, PANELS)  # light again, as it was
     assert measured > 40 and not low, low
 
