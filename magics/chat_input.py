@@ -34,9 +34,7 @@ function render({ model, el }) {
     event.stopPropagation(); // the notebook's own keys (Shift+Enter runs the cell) stay out
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
-      model.set('value', box.value);
-      model.save_changes();
-      model.send({ send: box.value });
+      model.send({ send: box.value }); // its value is synced already, at each input
     }
   });
   el.append(box);

@@ -25,6 +25,6 @@ def print_grounded(request: str) -> None:
         asked["question"],
         asked["deployment"],
         max_tokens=asked["max_tokens"],
-        history=asked.get("history") or [],
+        history=asked.get("history"),
     )
     print(json.dumps({"messages": prompt.messages, "sources": prompt.source_lines()}))

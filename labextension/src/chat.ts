@@ -2,14 +2,13 @@
  * The docked chat: pick a deployment (and a retrieval index, whose sources come with the
  * answer), Enter sends (Shift+Enter adds a line), the reply streams in as rendered markdown with
  * a stop button, and each reply shows its time to first token, tokens and tokens/s, with copy
- * and "insert into a new cell". Each deployment keeps its own
- * conversation, in JupyterLab's state database: it is there again after the page is reloaded,
- * until "new chat" clears it.
+ * and "insert into a new cell". Each deployment keeps its own conversation in JupyterLab's state
+ * database: it is there again after the page is reloaded, until "New chat" clears it.
  */
 import { Clipboard } from '@jupyterlab/apputils';
+import { IRenderMime, IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { IStateDB } from '@jupyterlab/statedb';
 import { ReadonlyPartialJSONValue } from '@lumino/coreutils';
-import { IRenderMime, IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
 
 import { IDeployment, requestAPI } from './api';

@@ -13,8 +13,8 @@ import { IStateDB } from '@jupyterlab/statedb';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { ChatView } from './chat';
-import { RetrievalKernel } from './retrieval';
 import { LogsView } from './logs';
+import { RetrievalKernel } from './retrieval';
 import { KzSidebar } from './sidebar';
 
 const ICON = new LabIcon({
