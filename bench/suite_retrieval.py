@@ -3,14 +3,17 @@ modules written as `.txt` files with reStructuredText headings (bench/retrieval_
 47 questions written as users ask them (22 keyword-heavy, 25 paraphrases), each answered by one
 passage of one file. The same corpus is indexed by this tree and by BASELINE (the code before
 the retrieval work, from a git worktree), each in a process of its own; every question is asked
-by vector and by hybrid search of each, and scored by `kz_jupyter.rag.evaluation`: passage
+by vector and by hybrid search of each (and, by this tree, reranked when $KZ_BENCH_RERANKER
+names a cross-encoder or `deployment:NAME`), and scored by `kz_jupyter.rag.evaluation`: passage
 recall@5 and MRR@10, and file recall@5. Indexing speed is this tree's `RagIndex.update` against
-encoding the same chunks with the model alone (both loading the model first), rounds
-alternating; and how many chunks are longer than the embedder reads (its max_seq_length)."""
+encoding the same texts (each chunk, and its lead sentence) with the model alone, both loading
+the model first, rounds alternating; and how many chunks are longer than the embedder reads
+(its max_seq_length)."""
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,8 +30,11 @@ from kz_jupyter.rag.evaluation import DEPTH, Question, evaluate_with
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "dc35e19f57e5d0c3f91d62146d2bc151599133e9"  # before the retrieval work (issue 26)
 K = 5
-# Indexes the corpus with the kz_jupyter of the tree given, asks every question by both methods;
-# prints JSON: the seconds to index (the model loaded inside), the chunks, the hits.
+RERANKER = os.environ.get("KZ_BENCH_RERANKER")  # no reranker model can be had offline here
+# Indexes the corpus with the kz_jupyter of the tree given, asks every question by each method
+# (reranked: hybrid's candidates reranked by argv[6], when given); prints JSON: the seconds to
+# index (the model loaded inside), the chunks' and leads' texts (no leads before kz had them),
+# the hits.
 DRIVER = """
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -41,24 +47,28 @@ index = RagIndex("retrieval", Path(sys.argv[3]))
 started = time.perf_counter()
 report = index.update([sys.argv[2]])
 seconds = time.perf_counter() - started
-def found(query, hybrid):
+rerank = sys.argv[6] if len(sys.argv) > 6 else None
+def found(query, method):
+    options = {"rerank": rerank} if method == "reranked" else {}
+    hits = index.search(query, k=DEPTH, hybrid=method != "vector", **options)
     return [{"text": h.chunk.text, "source": h.chunk.source, "location": h.chunk.location,
-             "heading": h.chunk.heading} for h in index.search(query, k=DEPTH, hybrid=hybrid)]
-hits = {method: [found(q, method == "hybrid") for q in questions]
-        for method in ("vector", "hybrid")}
+             "heading": h.chunk.heading} for h in hits]
+methods = ("vector", "hybrid", "reranked") if rerank else ("vector", "hybrid")
+hits = {method: [found(q, method) for q in questions] for method in methods}
 texts = [c.embedding_text() for c in index.chunks]
-print(json.dumps({"seconds": seconds, "texts": texts, "hits": hits}))
+leads = [c.lead_text() for c in index.chunks] if hasattr(index.chunks[0], "lead_text") else []
+print(json.dumps({"seconds": seconds, "texts": texts, "leads": leads, "hits": hits}))
 """
 
 
-def run_tree(tree: Path, corpus: Path, work: Path) -> dict:
+def run_tree(tree: Path, corpus: Path, work: Path, rerank: str | None = None) -> dict:
     """Index the corpus with the tree's code and ask every question, in a process of its own."""
     questions = work / "questions.json"
     questions.write_text(json.dumps([q for q, _, _, _ in QUESTIONS]))
     root = Path(tempfile.mkdtemp(dir=work))
     done = subprocess.run(
         [sys.executable, "-c", DRIVER, str(tree), str(corpus), str(root), str(questions),
-         str(DEPTH)],
+         str(DEPTH), *([rerank] if rerank else [])],
         capture_output=True, text=True, timeout=3600, check=True, cwd=work,
     )  # fmt: skip
     return json.loads(done.stdout.splitlines()[-1])
@@ -95,7 +105,8 @@ def scores(outcome: dict, questions: list[Question], by_file: bool = False) -> d
             [q.text for q in questions], outcome["hits"][method], strict=True)}
         for method in outcome["hits"]
     }  # fmt: skip
-    evaluation = evaluate_with(lambda query, method: lookup[method][query], asked, k=K)
+    evaluation = evaluate_with(lambda query, method: lookup[method][query], asked, k=K,
+                               methods=list(lookup))  # fmt: skip
     return {m: (evaluation.recall(m), evaluation.mrr(m)) for m in evaluation.ranks}
 
 
@@ -114,9 +125,9 @@ def run(quick: bool) -> SuiteResult:
                            cwd=ROOT, capture_output=True)  # fmt: skip
         index_s, encode_s = [], []
         for _ in range(1 if quick else 2):  # alternating: this tree's index, the encoder alone
-            after = run_tree(ROOT, corpus, work)
+            after = run_tree(ROOT, corpus, work, RERANKER)
             index_s.append(after["seconds"])
-            encode_s.append(encode_alone(after["texts"]))
+            encode_s.append(encode_alone(after["texts"] + after["leads"]))
     rows = []
     for label, outcome in (("before", before), ("after", after)):
         passages, files = scores(outcome, questions), scores(outcome, questions, by_file=True)
@@ -136,8 +147,14 @@ def run(quick: bool) -> SuiteResult:
             f"headings ({sys.version.split()[0]}); questions: 22 keyword-heavy, 25 paraphrases; "
             f"before = {BASELINE[:7]}, after = this tree",
             f"indexing: this tree's RagIndex.update {statistics.median(index_s):.1f} s, the "
-            f"encoder alone {statistics.median(encode_s):.1f} s on the same chunks: "
+            f"encoder alone {statistics.median(encode_s):.1f} s on the same texts "
+            f"({len(after['texts'])} chunks and {len(after['leads'])} lead sentences): "
             f"speed ratio {speed:.2f} (index ÷ encode time, inverted)",
+            f"reranked: by {RERANKER}"
+            if RERANKER
+            else "reranked: not measured, no "
+            "cross-encoder or reranker GGUF can be had on this machine (set KZ_BENCH_RERANKER "
+            "to a cross-encoder or deployment:NAME)",
         ],
         goals=[
             Goal(

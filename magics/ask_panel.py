@@ -24,9 +24,10 @@ class AskPanel(TextRepr, widgets.VBox):
     """A grounded question and its answer, shown phase by phase."""
 
     def __init__(self, index: str, question: str, deployment: str, k: int = 5,
-                 hybrid: bool = False, max_tokens: int = 256):  # fmt: skip
+                 hybrid: bool = False, max_tokens: int = 256,
+                 rerank: str | None = None):  # fmt: skip
         self.index, self.question, self.deployment = index, question, deployment
-        self.k, self.hybrid, self.max_tokens = k, hybrid, max_tokens
+        self.k, self.hybrid, self.max_tokens, self.rerank = k, hybrid, max_tokens, rerank
         self.answer = ""
         self.sources: list[str] = []
         self.figures = ""
@@ -52,7 +53,7 @@ class AskPanel(TextRepr, widgets.VBox):
         try:
             grounded = rag.ground(
                 self.index, self.question, self.deployment, k=self.k, hybrid=self.hybrid,
-                max_tokens=self.max_tokens, client=client,
+                max_tokens=self.max_tokens, client=client, rerank=self.rerank,
             )  # fmt: skip
             self.sources = grounded.source_lines()
             lines = "<br>".join(escape(line) for line in self.sources)

@@ -14,19 +14,18 @@ from kz_jupyter.magics.text import format_table
 
 if TYPE_CHECKING:
     from kz_jupyter.client import KzClient
-    from kz_jupyter.rag.evaluation import Evaluation
     from kz_jupyter.rag.index import UpdateReport
-
-BAR_WIDTH = 20  # characters of a recall of 1
 
 USAGE = """\
 %kz rag index PATH... --name N [--model M]   index documents (again: only what changed);
     M: a sentence-transformers model, or deployment:NAME to embed through a deployment
 %kz rag list | %kz rag rm N                  the indexes here | remove one
-%kz rag search N QUERY... [-k 5] [--hybrid]  ranked chunks with scores and sources
-%kz rag ask N QUESTION... --deployment D [-k 5] [--hybrid] [--max-tokens 256]
-%kz rag eval N FILE [-k 5]                   recall@k and MRR, vector vs hybrid, of questions
-    (FILE: JSON, JSON lines or CSV of question, source and optionally passage)"""
+%kz rag search N QUERY... [-k 5] [--hybrid] [--rerank R]   ranked chunks, scores, sources
+%kz rag ask N QUESTION... --deployment D [-k 5] [--hybrid] [--rerank R] [--max-tokens 256]
+%kz rag eval N FILE [-k 5] [--rerank R]      recall@k and MRR of questions: vector, hybrid
+    (and reranked); FILE: JSON, JSON lines or CSV of question, source and optionally passage
+    R: a sentence-transformers cross-encoder, or deployment:NAME of a reranker deployment;
+    it orders the first 30 results again, each read with the question"""
 
 
 def add_rag_parser(commands) -> None:
@@ -44,12 +43,14 @@ def add_rag_parser(commands) -> None:
     evaluate.add_argument("name")
     evaluate.add_argument("file")
     evaluate.add_argument("-k", type=int, default=5)
+    evaluate.add_argument("--rerank")
     for action in ("search", "ask"):
         sub = actions.add_parser(action, add_help=False)
         sub.add_argument("name")
         sub.add_argument("text", nargs="+")
         sub.add_argument("-k", type=int, default=5)
         sub.add_argument("--hybrid", action="store_true")
+        sub.add_argument("--rerank")
         if action == "ask":
             sub.add_argument("--deployment", required=True)
             sub.add_argument("--max-tokens", type=int, default=256)
@@ -110,23 +111,12 @@ def format_update(name: str, report: UpdateReport) -> str:
     return "\n".join(lines)
 
 
-def _evaluate(args, client) -> None:
+def _evaluate(args, client):
     from kz_jupyter import rag
+    from kz_jupyter.magics.evaluation_panel import EvaluationPanel
 
-    print(format_evaluation(rag.evaluate(args.name, args.file, k=args.k, client=client)))
-
-
-def format_evaluation(evaluation: Evaluation) -> str:
-    """Recall@k and MRR per method as a table with bars, then each method's misses."""
-    rows = [tuple(evaluation.rows()[0]) + ("",)]
-    for row in evaluation.rows():
-        bar = "█" * round(row[f"recall@{evaluation.k}"] * BAR_WIDTH)
-        rows.append((*(str(value) for value in row.values()), bar))
-    lines = [format_table(rows)]
-    for method in evaluation.ranks:
-        for question in evaluation.misses(method):
-            lines.append(f"  {method} missed: {question.text!r} ({question.source})")
-    return "\n".join(lines)
+    evaluation = rag.evaluate(args.name, args.file, k=args.k, client=client, rerank=args.rerank)
+    return shown(EvaluationPanel(evaluation))
 
 
 def _list(args, client) -> None:
@@ -156,8 +146,9 @@ def _search(args, client):
     from kz_jupyter.magics.search_table import SearchTable
 
     query = " ".join(args.text)
-    hits = rag.search(args.name, query, k=args.k, hybrid=args.hybrid, client=client)
-    return shown(SearchTable(args.name, query, hits, hybrid=args.hybrid))
+    hits = rag.search(args.name, query, k=args.k, hybrid=args.hybrid, client=client,
+                      rerank=args.rerank)  # fmt: skip
+    return shown(SearchTable(args.name, query, hits, hybrid=args.hybrid, rerank=args.rerank))
 
 
 def _ask(args, client) -> None:
@@ -171,13 +162,14 @@ def _ask(args, client) -> None:
         from kz_jupyter.magics.ask_panel import AskPanel
 
         panel = AskPanel(args.name, " ".join(args.text), args.deployment, k=args.k,
-                         hybrid=args.hybrid, max_tokens=args.max_tokens)  # fmt: skip
+                         hybrid=args.hybrid, max_tokens=args.max_tokens,
+                         rerank=args.rerank)  # fmt: skip
         display(panel)
         panel.run(client)
         return
     answer = rag.ask(
         args.name, " ".join(args.text), args.deployment, k=args.k, hybrid=args.hybrid,
-        max_tokens=args.max_tokens, client=client,
+        max_tokens=args.max_tokens, client=client, rerank=args.rerank,
     )  # fmt: skip
     print_answer(answer)
 

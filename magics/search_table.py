@@ -37,14 +37,20 @@ def format_hits(hits: list[Hit]) -> str:
 class SearchTable(TextRepr, widgets.VBox):
     """A search's hits: one row each, the whole chunk text one click away."""
 
-    def __init__(self, index: str, query: str, hits: list[Hit], hybrid: bool = False):
+    def __init__(
+        self, index: str, query: str, hits: list[Hit], hybrid: bool = False,
+        rerank: str | None = None,
+    ):  # fmt: skip
         self.index, self.query, self.hits, self.hybrid = index, query, hits, hybrid
+        self.rerank = rerank
         super().__init__([widgets.HTML(self.html())])
 
     def _caption(self) -> str:
         """What was searched, and how."""
-        how = "hybrid (vector + BM25)" if self.hybrid else "vector"
-        return f"{len(self.hits)} chunks of '{self.index}' for {self.query!r} ({how} search)"
+        how = "hybrid (vector + BM25) search" if self.hybrid else "vector search"
+        if self.rerank:
+            how += f", reranked by {self.rerank}"
+        return f"{len(self.hits)} chunks of '{self.index}' for {self.query!r} ({how})"
 
     def text(self) -> str:
         """The caption and the text table."""

@@ -261,6 +261,16 @@ class KzClient:
             )
         return [item.embedding for item in sorted(answer.data, key=lambda d: d.index)]
 
+    def rerank(self, name: str, query: str, documents: list[str]) -> list[float]:
+        """Relevance scores of documents to query from a reranker deployment, in order."""
+        body = {"model": name, "query": query, "documents": documents}
+        with self._openai_errors():
+            answer = self.openai().post("/rerank", body=body, cast_to=object)
+        scores = [0.0] * len(documents)
+        for result in answer["results"]:
+            scores[result["index"]] = float(result["relevance_score"])
+        return scores
+
     @contextlib.contextmanager
     def _openai_errors(self) -> Iterator[None]:
         """Turn the openai client's errors into KzError lines."""

@@ -6,7 +6,8 @@ hits = rag.search("handbook", "reset my password", k=5, hybrid=True)
 answer = rag.ask("handbook", "How do I reset my password?", deployment="smollm2")
 for text in answer: print(text, end="")
 print(answer.sources)
-rag.evaluate("handbook", "questions.json").rows()   # recall@5 and MRR, vector vs hybrid
+rag.evaluate("handbook", "questions.json")   # recall@5 and MRR per method: a table and a chart
+rag.search("handbook", "reset my password", hybrid=True, rerank="deployment:bge-reranker")
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from kz_jupyter.client import KzClient
 from kz_jupyter.rag.chunks import Chunk
 from kz_jupyter.rag.conversation import grounded_turn, retrieval_query
 from kz_jupyter.rag.embedders import ProgressCallback
-from kz_jupyter.rag.evaluation import DEPTH, METHODS, Evaluation, evaluate_with, read_questions
+from kz_jupyter.rag.evaluation import (
+    DEPTH,
+    METHODS,
+    SEARCHES,
+    Evaluation,
+    evaluate_with,
+    read_questions,
+)
 from kz_jupyter.rag.index import Hit, RagError, RagIndex, UpdateReport
 from kz_jupyter.rag.prompt import GroundedPrompt
 
@@ -46,30 +54,40 @@ def search(
     k: int = 5,
     hybrid: bool = False,
     client: Callable[[], KzClient] | None = None,
+    rerank: str | None = None,
 ) -> list[Hit]:
-    """The k chunks of index name nearest to query (hybrid: fused with BM25 keyword ranks)."""
-    return RagIndex(name, client=client).search(query, k=k, hybrid=hybrid)
+    """The k chunks of index name nearest to query (hybrid: fused with BM25 keyword ranks);
+    rerank: a cross-encoder, or `deployment:NAME` of a reranker deployment, orders the first
+    candidates again."""
+    return RagIndex(name, client=client).search(query, k=k, hybrid=hybrid, rerank=rerank)
 
 
 def evaluate(
     name: str,
     questions: Iterable[object] | str | Path,
     k: int = 5,
-    methods: Iterable[str] = METHODS,
+    methods: Iterable[str] | None = None,
     client: Callable[[], KzClient] | None = None,
+    rerank: str | None = None,
 ) -> Evaluation:
     """Ask index name each question (with the file that answers it, and optionally a passage)
-    by each method (vector, hybrid); recall@k and MRR per method (`.rows()`), the ranks and
-    the misses. questions: a list, or a JSON, JSON lines or CSV file of them."""
+    by each method (vector, hybrid, and reranked: hybrid's candidates ordered by the rerank
+    model); recall@k and MRR per method (`.rows()`, `.plot()`), the ranks and the misses.
+    questions: a list, or a JSON, JSON lines or CSV file of them."""
+    methods = list(methods or (METHODS if rerank else SEARCHES))
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise RagError(f"Unknown method {unknown[0]!r}: choose from {', '.join(METHODS)}.")
+    if "reranked" in methods and not rerank:
+        raise RagError("The reranked method needs a reranker: give rerank=MODEL_OR_DEPLOYMENT.")
     asked = read_questions(questions) if isinstance(questions, str | Path) else questions
     opened = RagIndex(name, client=client)
     depth = max(k, DEPTH)
 
     def ranked(query: str, method: str) -> list[Chunk]:
-        return [h.chunk for h in opened.search(query, k=depth, hybrid=method == "hybrid")]
+        hits = opened.search(query, k=depth, hybrid=method != "vector",
+                             rerank=rerank if method == "reranked" else None)  # fmt: skip
+        return [h.chunk for h in hits]
 
     return evaluate_with(ranked, asked, k=k, methods=methods)
 
@@ -99,16 +117,17 @@ def ground(
     max_tokens: int = 256,
     client: Callable[[], KzClient] | None = None,
     history: list[dict] | None = None,
+    rerank: str | None = None,
 ) -> GroundedPrompt:
-    """Retrieve k chunks for question and put those that fit the deployment's context (less
-    max_tokens for the answer) in a grounded prompt. With history (the conversation so far,
-    as chat messages), the retrieval uses the user's recent turns too, and the earlier turns
-    that fit go into the prompt."""
+    """Retrieve k chunks for question (reordered by rerank when given, as `search`) and put
+    those that fit the deployment's context (less max_tokens for the answer) in a grounded
+    prompt. With history (the conversation so far, as chat messages), the retrieval uses the
+    user's recent turns too, and the earlier turns that fit go into the prompt."""
     kz = client() if client else KzClient()
     plan = kz.deployment(deployment).get("plan") or {}
     history = history or []
     query = retrieval_query(history, question)
-    hits = RagIndex(name, client=lambda: kz).search(query, k=k, hybrid=hybrid)
+    hits = RagIndex(name, client=lambda: kz).search(query, k=k, hybrid=hybrid, rerank=rerank)
     context = plan.get("context_length") or DEFAULT_CONTEXT
     return grounded_turn(history, question, hits, context, max_tokens)
 
@@ -122,6 +141,7 @@ def ask(
     max_tokens: int = 256,
     client: Callable[[], KzClient] | None = None,
     history: list[dict] | None = None,
+    rerank: str | None = None,
     **params: object,
 ) -> Answer:
     """The grounded prompt (`ground`) and the deployment's answer to it, streamed: a chat
@@ -129,5 +149,5 @@ def ask(
     (temperature, ...) go into the chat request."""
     kz = client() if client else KzClient()
     prompt = ground(name, question, deployment, k=k, hybrid=hybrid, max_tokens=max_tokens,
-                    client=lambda: kz, history=history)  # fmt: skip
+                    client=lambda: kz, history=history, rerank=rerank)  # fmt: skip
     return Answer(prompt, kz.chat(deployment, prompt.messages, max_tokens=max_tokens, **params))

@@ -3,8 +3,10 @@ its tokenizer is here, else in characters), under one heading, with overlap; nev
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import PurePath
 from typing import Protocol
 
 from kz_jupyter.rag.documents import Section
@@ -12,6 +14,22 @@ from kz_jupyter.rag.documents import Section
 MAX_CHARS = 1000
 OVERLAP_CHARS = 200
 OVERLAP_SHARE = 5  # a chunk's overlap with the one before: a fifth of its size
+GENERIC_NAMES = {"readme", "index", "__init__"}  # files titled by their folder
+SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+
+
+def document_title(source: str) -> str:
+    """What a file is about, by its name: its stem, or its folder's name for README, index..."""
+    path = PurePath(source.replace("\\", "/"))
+    if path.stem.lower() in GENERIC_NAMES and path.parent.name:
+        return path.parent.name
+    return path.stem
+
+
+def context_line(source: str, heading: str) -> str:
+    """The line that puts a chunk in context: its document's title, then its heading."""
+    title = document_title(source)
+    return f"{title} › {heading}" if heading else title
 
 
 @dataclass(frozen=True)
@@ -28,8 +46,16 @@ class Chunk:
         return asdict(self)
 
     def embedding_text(self) -> str:
-        """What is embedded: the heading gives a paragraph its context."""
-        return f"{self.heading}\n{self.text}" if self.heading else self.text
+        """What is embedded: the document's title and the heading give a paragraph its
+        context."""
+        return f"{context_line(self.source, self.heading)}\n{self.text}"
+
+    def lead_text(self) -> str:
+        """Its context and first sentence, embedded apart: a topic sentence matches a question
+        better than a whole chunk of details does."""
+        paragraph = self.text.strip().split("\n\n", 1)[0]
+        sentence = SENTENCE_END.split(paragraph, maxsplit=1)[0]
+        return f"{context_line(self.source, self.heading)}\n{sentence}"
 
 
 class Budget(Protocol):
@@ -145,8 +171,8 @@ def chunk_sections(sections: Iterable[Section], budget: Budget | None = None) ->
     group: list[Section] = []
 
     def room(section: Section) -> int:
-        """What a chunk under this section's heading may hold besides the heading."""
-        return budget.limit - (budget.size(section.heading) + 1 if section.heading else 0)
+        """What a chunk under this section's heading may hold besides its context line."""
+        return budget.limit - budget.size(context_line(section.source, section.heading)) - 1
 
     def close() -> None:
         if not group:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from kz_jupyter.rag.chunks import Chunk
 
-METHODS = ("vector", "hybrid")
+METHODS = ("vector", "hybrid", "reranked")  # reranked: hybrid's candidates, reranked
+SEARCHES = METHODS[:2]  # the methods that need no reranker
 DEPTH = 10  # ranks looked at for the mean reciprocal rank
 
 
@@ -72,6 +73,15 @@ class Evaluation:
             for method in self.ranks
         ]  # fmt: skip
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the table, a small bar chart of recall and MRR, and the misses."""
+        from kz_jupyter.rag.evaluation_chart import evaluation_html, evaluation_svg
+
+        figures = {m: (self.recall(m), self.mrr(m)) for m in self.ranks}
+        misses = [(m, q.text, q.source) for m in self.ranks for q in self.misses(m)]
+        caption = f"{len(self.questions)} questions, the first {self.k} results"
+        return evaluation_html(caption, self.rows(), evaluation_svg(self.k, figures), misses)
+
     def misses(self, method: str) -> list[Question]:
         """The questions a method did not answer within k."""
         return [
@@ -128,7 +138,7 @@ def read_questions(path: str | Path) -> list[Question]:
 
 def evaluate_with(
     search: Callable[[str, str], list[Chunk]], questions: Iterable[object], k: int = 5,
-    methods: Iterable[str] = METHODS,
+    methods: Iterable[str] = SEARCHES,
 ) -> Evaluation:  # fmt: skip
     """Ask every question by each method with search(query, method) (its first DEPTH chunks)."""
     asked = as_questions(questions)

@@ -1,5 +1,6 @@
-"""Retrieval indexes: chunks embedded with sentence-transformers, searched with FAISS (and BM25
-for hybrid search), kept on disk, updated incrementally by content hash."""
+"""Retrieval indexes: chunks embedded with sentence-transformers (each whole, and its lead
+sentence apart), searched with FAISS (and BM25 for hybrid search), kept on disk, updated
+incrementally by content hash."""
 
 from __future__ import annotations
 
@@ -18,15 +19,17 @@ from kz_jupyter.data_dirs import data_dir
 from kz_jupyter.rag.chunks import Chunk, budget_for, chunk_sections
 from kz_jupyter.rag.documents import DocumentError, find_documents, read_sections, user_path
 from kz_jupyter.rag.embedders import DEFAULT_MODEL, ProgressCallback, embed, load_embedder
+from kz_jupyter.rag.fusion import VECTOR_WEIGHT, fuse
 from kz_jupyter.rag.keywords import KeywordIndex
+from kz_jupyter.rag.rerank import CANDIDATES, Reranker, load_reranker
 
 if TYPE_CHECKING:
     from kz_jupyter.client import KzClient
 
-# The way chunks are cut; an index made another way is chunked again once (its files all).
-CHUNKING_VERSION = 2
+# The way chunks are cut and embedded; an index made another way is chunked again once (its
+# files all). 3: a chunk's context line holds its document's title, its lead is embedded too.
+CHUNKING_VERSION = 3
 APPROXIMATE_ABOVE = 20_000  # chunks: above this an HNSW index, below it exact search
-RRF_K = 60  # reciprocal rank fusion constant (Cormack et al.)
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
@@ -82,7 +85,8 @@ class Hit:
 
 
 class RagIndex:
-    """One named index on disk: meta.json, chunks.json, files.json, embeddings.npy, index.faiss."""
+    """One named index on disk: meta.json, chunks.json, files.json, embeddings.npy (a row per
+    chunk), leads.npy (a row per chunk's lead sentence), index.faiss (both)."""
 
     def __init__(
         self, name: str, root: Path | None = None, client: Callable[[], KzClient] | None = None
@@ -96,9 +100,11 @@ class RagIndex:
         self.chunks: list[Chunk] = []
         self.files: dict[str, dict] = {}
         self._embeddings = None
+        self._leads = None
         self._faiss = None
         self._bm25 = None
         self._embedder = None
+        self._rerankers: dict[str, Reranker] = {}
         self._recover_swap()
         if (self.path / "meta.json").exists():
             self._load()
@@ -129,6 +135,8 @@ class RagIndex:
             self.chunks = [Chunk(**c) for c in json.loads((self.path / "chunks.json").read_text())]
             self.files = json.loads((self.path / "files.json").read_text())
             self._embeddings = np.load(self.path / "embeddings.npy")
+            leads = self.path / "leads.npy"  # none in an index made before kz embedded leads
+            self._leads = np.load(leads) if leads.exists() else None
             self._faiss = faiss.read_index(str(self.path / "index.faiss"))
         except (OSError, ValueError, RuntimeError) as error:
             raise RagError(
@@ -210,10 +218,18 @@ class RagIndex:
         kept_rows = [i for i, c in enumerate(self.chunks) if c.source in kept]
         if new_chunks:
             say(f"embedding {len(new_chunks)} chunks")
-        vectors = embed(embedder, [c.embedding_text() for c in new_chunks], progress)
-        old = self._embeddings[kept_rows] if self._embeddings is not None else vectors[:0]
+        texts = [c.embedding_text() for c in new_chunks] + [c.lead_text() for c in new_chunks]
+
+        def counted(done: int, total: int) -> None:  # in chunks: each is two texts
+            progress(done * len(new_chunks) // total, len(new_chunks))
+
+        vectors = embed(embedder, texts, counted if progress else None)
+        wholes, leads = vectors[: len(new_chunks)], vectors[len(new_chunks) :]
+        old = self._embeddings[kept_rows] if self._embeddings is not None else wholes[:0]
+        old_leads = self._leads[kept_rows] if self._leads is not None else leads[:0]
         self.chunks = [self.chunks[i] for i in kept_rows] + new_chunks
-        self._embeddings = np.vstack([old, vectors]).astype("float32")
+        self._embeddings = np.vstack([old, wholes]).astype("float32")
+        self._leads = np.vstack([old_leads, leads]).astype("float32")
         self.files = new_files
         self.meta = {
             "name": self.name,
@@ -229,7 +245,7 @@ class RagIndex:
             "created": self.meta.get("created", time.time()),
             "updated": time.time(),
         }
-        self._faiss = build_faiss(self._embeddings, self.meta["kind"])
+        self._faiss = build_faiss(np.vstack([self._embeddings, self._leads]), self.meta["kind"])
         self._bm25 = None
         try:
             self._write()
@@ -247,7 +263,7 @@ class RagIndex:
     def _forget_unwritten(self) -> None:
         """Go back to what is on disk (nothing, for a new index) after a failed write."""
         self.meta, self.chunks, self.files = {}, [], {}
-        self._embeddings = self._faiss = self._bm25 = None
+        self._embeddings = self._leads = self._faiss = self._bm25 = None
         if (self.path / "meta.json").exists():
             self._load()
 
@@ -271,6 +287,7 @@ class RagIndex:
             (staging / "chunks.json").write_text(json.dumps([c.to_dict() for c in self.chunks]))
             (staging / "files.json").write_text(json.dumps(self.files, indent=1))
             np.save(staging / "embeddings.npy", self._embeddings)
+            np.save(staging / "leads.npy", self._leads)
             faiss.write_index(self._faiss, str(staging / "index.faiss"))
             (staging / "meta.json").write_text(json.dumps(self.meta, indent=1))
             previous = self._previous_path
@@ -282,32 +299,54 @@ class RagIndex:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def search(self, query: str, k: int = 5, hybrid: bool = False) -> list[Hit]:
-        """The k chunks nearest to query (cosine), or fused with BM25 keyword ranks."""
+    def search(
+        self, query: str, k: int = 5, hybrid: bool = False, vector_weight: float = VECTOR_WEIGHT,
+        rerank: str | None = None,
+    ) -> list[Hit]:  # fmt: skip
+        """The k chunks nearest to query (cosine of the chunk or of its lead, the nearer), or
+        those scores fused with BM25's (the vector side's share: vector_weight). rerank (a
+        cross-encoder, or `deployment:NAME` of a reranker deployment) scores the first
+        CANDIDATES again, each read with the query, and keeps its k best."""
         if not self.exists:
             raise RagError(f"No index named '{self.name}': create it with %kz rag index PATH.")
         if not query.strip():
             raise RagError("The query is empty.")
         k = max(1, min(k, len(self.chunks)))
-        vector = embed(self._embedder_for(self.meta["model"]), [query])
-        depth = k if not hybrid else min(len(self.chunks), max(50, 5 * k))
-        scores, rows = self._faiss.search(vector, depth)
-        ranked = [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+        wanted = min(len(self.chunks), max(k, CANDIDATES)) if rerank else k
+        depth = wanted if not hybrid else min(len(self.chunks), max(50, 5 * wanted))
+        ranked = self._nearest(query, depth)
         if hybrid:
-            ranked = self._fuse(query, ranked, depth)
-        return [Hit(self.chunks[r], s, n) for n, (r, s) in enumerate(ranked[:k], start=1)]
+            if self._bm25 is None:
+                self._bm25 = KeywordIndex([c.embedding_text() for c in self.chunks])
+            ranked = fuse(ranked, self._bm25.ranked(query, depth), vector_weight)
+        hits = [Hit(self.chunks[r], s, n) for n, (r, s) in enumerate(ranked[:wanted], start=1)]
+        return self._reranked(rerank, query, hits)[:k] if rerank else hits
 
-    def _fuse(self, query: str, vector_ranked: list[tuple[int, float]], depth: int):
-        """Reciprocal rank fusion of the vector ranking and a BM25 ranking (of the chunks that
-        share a stemmed word or identifier part with the query)."""
-        if self._bm25 is None:
-            self._bm25 = KeywordIndex([c.embedding_text() for c in self.chunks])
-        fused: dict[int, float] = {}
-        for rank, (row, _) in enumerate(self._bm25.ranked(query, depth), start=1):
-            fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank)
-        for rank, (row, _) in enumerate(vector_ranked, start=1):
-            fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank)
-        return sorted(fused.items(), key=lambda item: -item[1])
+    def _reranked(self, spec: str, query: str, hits: list[Hit]) -> list[Hit]:
+        """The hits in the order of the reranker's scores (their new scores)."""
+        if spec not in self._rerankers:
+            try:
+                self._rerankers[spec] = load_reranker(spec, self._client)
+            except (OSError, ValueError) as error:
+                raise RagError(
+                    f"Reranker '{spec}' cannot be loaded ({str(error).splitlines()[0]}): give a "
+                    "sentence-transformers "
+                    "cross-encoder (a name in the Hugging Face cache, or a folder), or "
+                    "deployment:NAME for a reranker deployment."
+                ) from None
+        scores = self._rerankers[spec].scores(query, [h.chunk.embedding_text() for h in hits])
+        order = sorted(range(len(hits)), key=lambda i: (-scores[i], i))
+        return [Hit(hits[i].chunk, scores[i], n) for n, i in enumerate(order, start=1)]
+
+    def _nearest(self, query: str, depth: int) -> list[tuple[int, float]]:
+        """(chunk row, cosine) of the depth nearest chunks, each by its nearer vector."""
+        vector = embed(self._embedder_for(self.meta["model"]), [query])
+        scores, rows = self._faiss.search(vector, min(self._faiss.ntotal, 2 * depth))
+        nearest: dict[int, float] = {}
+        for row, score in zip(rows[0], scores[0], strict=True):
+            if row >= 0 and int(row) % len(self.chunks) not in nearest:
+                nearest[int(row) % len(self.chunks)] = float(score)
+        return list(nearest.items())[:depth]
 
 
 def build_faiss(vectors, kind: str):

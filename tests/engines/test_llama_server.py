@@ -244,6 +244,34 @@ def task_calls(client: openai.OpenAI) -> dict:
     return seen
 
 
+def rag_reranked_by_the_deployment(base_url: str, token: str, folder) -> dict:
+    """A small index searched with `rerank="deployment:rr"`, the deployment's own scores of
+    the same candidates, and a rerank asked of the embedding deployment (blocking)."""
+    from kz_jupyter.client import KzClient
+    from kz_jupyter.client.connection import ServerConnection
+    from kz_jupyter.errors import KzError
+    from kz_jupyter.rag.index import RagIndex
+
+    kz = KzClient(ServerConnection(base_url, token, "test"))
+    docs = folder / "notes"
+    docs.mkdir()
+    notes = ["the capital of france is paris", "the cat sat on the mat", "paris has a river",
+             "a dog and a cat", "the river of paris"]  # fmt: skip
+    for number, text in enumerate(notes):
+        (docs / f"note{number}.md").write_text(f"# Note {number}\n\n{text}\n")
+    index = RagIndex("notes", folder / "rag", client=lambda: kz)
+    index.update([docs])
+    seen = {"candidates": index.search("capital of france", k=5)}
+    texts = [hit.chunk.embedding_text() for hit in seen["candidates"]]
+    seen["scores"] = kz.rerank("rr", "capital of france", texts)
+    seen["reranked"] = index.search("capital of france", k=3, rerank="deployment:rr")
+    try:
+        index.search("capital of france", rerank="deployment:emb")
+    except KzError as error:
+        seen["rerank_by_an_embedder"] = str(error)
+    return seen
+
+
 async def deploy_all(jp_fetch, deployments: dict[str, dict]) -> dict[str, dict]:
     """Deploy each {name: body} and wait until they all serve."""
     for name, body in deployments.items():
@@ -274,6 +302,15 @@ async def test_llama_server_embeddings_reranking_adapters_draft_and_tools_throug
     scores = {r["index"]: r["relevance_score"] for r in seen["rerank"]["results"]}
     assert set(scores) == {0, 1} and scores[0] != scores[1]
     assert seen["chat_with_a_reranker"].code == "rerank_only"
+    # retrieval reranked through the reranker deployment: its scores order the candidates
+    seen = await asyncio.to_thread(
+        rag_reranked_by_the_deployment, f"http://127.0.0.1:{jp_http_port}{jp_base_url}", token,
+        tmp_path,
+    )  # fmt: skip
+    by_score = sorted(zip(seen["scores"], seen["candidates"], strict=True), key=lambda p: -p[0])
+    assert [h.chunk for h in seen["reranked"]] == [hit.chunk for _, hit in by_score[:3]]
+    assert [h.score for h in seen["reranked"]] == [score for score, _ in by_score[:3]]
+    assert seen["rerank_by_an_embedder"] == "'emb' is an embedding model: use /v1/embeddings."
     for name in records:
         await jp_fetch("kz/api/deployments", name, method="DELETE")
 

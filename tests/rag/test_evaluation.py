@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kz_jupyter.magics.rag_magics import format_evaluation
+from kz_jupyter.magics.evaluation_panel import format_evaluation
 from kz_jupyter.rag.chunks import Chunk
 from kz_jupyter.rag.evaluation import Question, QuestionsError, evaluate_with, read_questions
 

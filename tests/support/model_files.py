@@ -91,3 +91,22 @@ def fill_disk(folder: Path) -> Path:
         except OSError:
             pass
     return filler
+
+
+def write_cross_encoder(folder: Path, words: list[str]) -> Path:
+    """A random-weight BERT cross-encoder (one relevance score per query and text) that
+    sentence-transformers' CrossEncoder loads from folder; its vocabulary is words."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(words))]
+    (folder / "vocab.txt").write_text("\n".join(vocabulary) + "\n")
+    config = BertConfig(
+        vocab_size=len(vocabulary), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, num_labels=1, max_position_embeddings=512,
+    )  # fmt: skip
+    torch.manual_seed(7)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    return folder
