@@ -28,6 +28,7 @@ from kz_jupyter.rag.evaluation import (
     evaluate_with,
     read_questions,
 )
+from kz_jupyter.rag.fusion import VECTOR_WEIGHT
 from kz_jupyter.rag.index import Hit, RagError, RagIndex, UpdateReport
 from kz_jupyter.rag.prompt import GroundedPrompt
 
@@ -55,11 +56,14 @@ def search(
     hybrid: bool = False,
     client: Callable[[], KzClient] | None = None,
     rerank: str | None = None,
+    vector_weight: float = VECTOR_WEIGHT,
 ) -> list[Hit]:
-    """The k chunks of index name nearest to query (hybrid: fused with BM25 keyword ranks);
-    rerank: a cross-encoder, or `deployment:NAME` of a reranker deployment, orders the first
-    candidates again."""
-    return RagIndex(name, client=client).search(query, k=k, hybrid=hybrid, rerank=rerank)
+    """The k chunks of index name nearest to query (hybrid: fused with BM25 keyword scores,
+    the vector side's share vector_weight); rerank: a cross-encoder, or `deployment:NAME` of a
+    reranker deployment, orders the first candidates again."""
+    return RagIndex(name, client=client).search(
+        query, k=k, hybrid=hybrid, rerank=rerank, vector_weight=vector_weight
+    )
 
 
 def evaluate(
@@ -69,11 +73,13 @@ def evaluate(
     methods: Iterable[str] | None = None,
     client: Callable[[], KzClient] | None = None,
     rerank: str | None = None,
+    vector_weight: float = VECTOR_WEIGHT,
 ) -> Evaluation:
     """Ask index name each question (with the file that answers it, and optionally a passage)
     by each method (vector, hybrid, and reranked: hybrid's candidates ordered by the rerank
-    model); recall@k and MRR per method (`.rows()`, `.plot()`), the ranks and the misses.
-    questions: a list, or a JSON, JSON lines or CSV file of them."""
+    model); recall@k and MRR per method (`.rows()`; in a notebook a table and a chart), the
+    ranks and the misses. vector_weight: hybrid search's vector share, to try others on one's
+    own documents. questions: a list, or a JSON, JSON lines or CSV file of them."""
     methods = list(methods or (METHODS if rerank else SEARCHES))
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -86,7 +92,8 @@ def evaluate(
 
     def ranked(query: str, method: str) -> list[Chunk]:
         hits = opened.search(query, k=depth, hybrid=method != "vector",
-                             rerank=rerank if method == "reranked" else None)  # fmt: skip
+                             rerank=rerank if method == "reranked" else None,
+                             vector_weight=vector_weight)  # fmt: skip
         return [h.chunk for h in hits]
 
     return evaluate_with(ranked, asked, k=k, methods=methods)

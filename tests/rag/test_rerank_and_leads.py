@@ -92,6 +92,9 @@ def test_evaluate_adds_the_reranked_method(index, cross_encoder, tmp_path, monke
     reranked = index.search(QUESTION, k=10, hybrid=True, rerank=cross_encoder)
     rank = next(h.rank for h in reranked if h.chunk.source.endswith("folders.md"))
     assert evaluation.ranks["reranked"] == [rank]
+    words = rag.search("topics", "dough", k=2, hybrid=True, vector_weight=0.0)  # keywords alone
+    assert words[0].chunk.source.endswith("bread.md") and [h.score for h in words] == [1.0, 0.0]
+    assert rag.search("topics", "dough", k=2, hybrid=True)[1].score > 0  # the vector side's part
     html = evaluation._repr_html_()
     assert html.count("<rect") == 3 * 2 + 2  # two bars a method, and the legend's two keys
     with pytest.raises(RagError, match="The reranked method needs a reranker"):
