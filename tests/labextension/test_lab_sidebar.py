@@ -173,10 +173,18 @@ CHAT_CELL = (
     "chat.send('What is the capital of France? Answer in one word.')\nchat.wait(120)\nchat"
 )
 LONG_PATH = "/nonexistent/" + "a-very-long-folder-name/" * 6 + "model.gguf"
+EVAL_CELL = (  # one question answered by the notes, one by nothing indexed
+    "import json\nfrom pathlib import Path\n"
+    "Path('office-questions.json').write_text(json.dumps([\n"
+    f"    {{'question': '{WIFI_QUESTION}', 'source': 'office.md', 'passage': 'lantern-42'}},\n"
+    "    {'question': 'Who waters the plants?', 'source': 'garden.md'}]))\n"
+    "%kz rag eval office office-questions.json"
+)
 CELLS = [
     "from kz_jupyter import rag\nrag.index(['notes'], name='office')",
     "%load_ext kz_jupyter\n%kz top",
     f'%kz rag ask office "{WIFI_QUESTION}" --deployment smollm2 --max-tokens 32',
+    EVAL_CELL,
     "%kz ps",
     CHAT_CELL,
     f"%kz deploy {LONG_PATH} --name broken",
@@ -381,6 +389,13 @@ def panels_in_a_notebook(page: Page, url: str, token: str) -> None:
     assert answer.strip() and re.match(r"TTFT \d+ ms", figures), parts
     ask.scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / "rag-ask.png")
+    evaluation = page.locator(".jp-OutputArea-output", has_text="2 questions, the first 5")
+    expect(evaluation.locator("svg rect")).to_have_count(6)  # 2 methods x 2 bars, the legend
+    expect(evaluation.locator("tr", has_text="hybrid")).to_contain_text("1/2")
+    evaluation.get_by_text("misses").click()  # folded: the question no index answers
+    expect(evaluation).to_contain_text("hybrid missed “Who waters the plants?” (garden.md)")
+    evaluation.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / "rag-eval.png")
     chat = page.locator(".jp-OutputArea-output", has_text="Chat with 'smollm2'")
     expect(chat).to_contain_text("Paris", timeout=120_000)
     expect(chat).to_contain_text(re.compile(r"TTFT \d+ ms"))
