@@ -18,24 +18,37 @@ EMBED_BATCH = 64
 ProgressCallback = Callable[[int, int], None]
 
 
-class DeploymentEmbedder:
-    """Embeds through a kz deployment of an embedding model, as SentenceTransformer would."""
+class DeploymentUse:
+    """A kz deployment that retrieval asks: connected on first use (client(), else a default
+    KzClient), then kept."""
 
     def __init__(self, deployment: str, client: Callable[[], KzClient] | None = None):
         self.deployment = deployment
         self._connect = client
         self._client: KzClient | None = None
+
+    @property
+    def kz(self) -> KzClient:
+        """The client, connected once."""
+        if self._client is None:
+            from kz_jupyter.client import KzClient
+
+            self._client = self._connect() if self._connect else KzClient()
+        return self._client
+
+
+class DeploymentEmbedder(DeploymentUse):
+    """Embeds through a kz deployment of an embedding model, as SentenceTransformer would."""
+
+    def __init__(self, deployment: str, client: Callable[[], KzClient] | None = None):
+        super().__init__(deployment, client)
         self._dimension: int | None = None
 
     def encode(self, texts: list[str], normalize_embeddings: bool = True, **_):
         """Normalized (or raw) float32 vectors of texts, one row each."""
         import numpy as np
 
-        if self._client is None:
-            from kz_jupyter.client import KzClient
-
-            self._client = self._connect() if self._connect else KzClient()
-        vectors = np.asarray(self._client.embed(self.deployment, list(texts)), dtype="float32")
+        vectors = np.asarray(self.kz.embed(self.deployment, list(texts)), dtype="float32")
         self._dimension = int(vectors.shape[1])
         if normalize_embeddings:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

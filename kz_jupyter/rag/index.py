@@ -328,9 +328,9 @@ class RagIndex:
             try:
                 self._rerankers[spec] = load_reranker(spec, self._client)
             except (OSError, ValueError) as error:
+                why = str(error).splitlines()[0]
                 raise RagError(
-                    f"Reranker '{spec}' cannot be loaded ({str(error).splitlines()[0]}): give a "
-                    "sentence-transformers "
+                    f"Reranker '{spec}' cannot be loaded ({why}): give a sentence-transformers "
                     "cross-encoder (a name in the Hugging Face cache, or a folder), or "
                     "deployment:NAME for a reranker deployment."
                 ) from None
@@ -344,8 +344,8 @@ class RagIndex:
         scores, rows = self._faiss.search(vector, min(self._faiss.ntotal, 2 * depth))
         nearest: dict[int, float] = {}
         for row, score in zip(rows[0], scores[0], strict=True):
-            if row >= 0 and int(row) % len(self.chunks) not in nearest:
-                nearest[int(row) % len(self.chunks)] = float(score)
+            if row >= 0:  # rows past the chunks' are their leads: the first seen is the nearer
+                nearest.setdefault(int(row) % len(self.chunks), float(score))
         return list(nearest.items())[:depth]
 
 

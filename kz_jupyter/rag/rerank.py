@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from kz_jupyter.rag.embedders import DEPLOYMENT_PREFIX
+from kz_jupyter.rag.embedders import DEPLOYMENT_PREFIX, DeploymentUse
 
 if TYPE_CHECKING:
     from kz_jupyter.client import KzClient
@@ -39,19 +39,12 @@ class CrossEncoderReranker:
         return [float(s) for s in self._model.predict(pairs, show_progress_bar=False)]
 
 
-class DeploymentReranker:
+class DeploymentReranker(DeploymentUse):
     """A kz deployment of a reranker GGUF, asked through /kz/v1/rerank."""
-
-    def __init__(self, deployment: str, client: Callable[[], KzClient] | None = None):
-        self.deployment = deployment
-        self._connect = client
 
     def scores(self, query: str, texts: list[str]) -> list[float]:
         """The deployment's relevance score of each text."""
-        from kz_jupyter.client import KzClient
-
-        kz = self._connect() if self._connect else KzClient()
-        return kz.rerank(self.deployment, query, texts)
+        return self.kz.rerank(self.deployment, query, texts)
 
 
 def load_reranker(spec: str, client: Callable[[], KzClient] | None = None) -> Reranker:
